@@ -1,0 +1,1 @@
+"""scraper_project: a Scrapy-based concurrent page checker."""
