@@ -1,0 +1,113 @@
+"""Command line for the demo site.
+
+``python -m scraper_project.demo serve [--host H] [--port P] [--log-file F]``
+prints one line ``http://HOST:PORT`` once listening, then serves until
+SIGINT/SIGTERM (exit status 0).
+
+``python -m scraper_project.demo urls --base URL [--count N] [--mixed]``
+writes a URL list to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from scraper_project.demo.serve import serve
+from scraper_project.demo.site import DEFAULT_MAX_RECORDS, build_app
+from scraper_project.demo.urls import mixed_lines, page_urls
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scraper_project.demo", description="scraper_project demo site"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="serve the demo site")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p_serve.add_argument("--log-file", help="append one JSON line per request")
+    p_serve.add_argument(
+        "--max-records",
+        type=int,
+        default=DEFAULT_MAX_RECORDS,
+        help="requests kept in memory for /__requests (default %(default)s)",
+    )
+
+    p_urls = sub.add_parser("urls", help="write a URL list to stdout")
+    p_urls.add_argument("--base", required=True, help="e.g. http://127.0.0.1:8000")
+    p_urls.add_argument("--count", type=int, default=None, help="write /page/0..N-1 (default 100)")
+    p_urls.add_argument("--mixed", action="store_true", help="write the demonstration mixed list")
+    return parser
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # Only reached before uvicorn installs its own handlers (during start-up)
+    # or after it restored ours: exit quietly with status 0.
+    raise SystemExit(0)
+
+
+def _announce(url: str) -> None:
+    sys.stdout.write(url + "\n")
+    sys.stdout.flush()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
+    app = build_app(log_file=args.log_file, max_records=args.max_records)
+    try:
+        asyncio.run(
+            serve(
+                app,
+                args.host,
+                args.port,
+                on_ready=_announce,
+                on_shutdown=app.begin_shutdown,
+            )
+        )
+    finally:
+        app.state.close()
+    return 0
+
+
+def _cmd_urls(args: argparse.Namespace) -> int:
+    try:
+        _write_urls(args)
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _write_urls(args: argparse.Namespace) -> None:
+    out = sys.stdout
+    if args.mixed:
+        out.write("\n".join(mixed_lines(args.base)) + "\n")
+    count = args.count if args.count is not None else (0 if args.mixed else 100)
+    batch: list[str] = []
+    for url in page_urls(args.base, count):
+        batch.append(url)
+        if len(batch) >= 10_000:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+    out.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _cmd_serve(args)
+    return _cmd_urls(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Item pipelines: validation, then deduplication."""

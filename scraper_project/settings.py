@@ -1,0 +1,96 @@
+"""Settings of the page checker.
+
+Every setting can be changed per run with ``-s NAME=VALUE`` (or
+``-d setting=NAME=VALUE`` on Scrapyd). The worker pool size can also come
+from the environment, for tools that cannot pass ``-s``:
+
+- ``SCRAPER_CONCURRENCY`` -> ``CONCURRENT_REQUESTS`` (default 16)
+- ``SCRAPER_CONCURRENCY_PER_DOMAIN`` -> ``CONCURRENT_REQUESTS_PER_DOMAIN`` (default 8)
+
+``-s`` wins over the environment. Invalid values stop the crawl with an
+error naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import os
+
+from scraper_project.items import FIELDS
+
+BOT_NAME = "scraper_project"
+SPIDER_MODULES = ["scraper_project.spiders"]
+NEWSPIDER_MODULE = "scraper_project.spiders"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# -- the worker pool ------------------------------------------------------
+CONCURRENT_REQUESTS = os.environ.get("SCRAPER_CONCURRENCY", "16")
+CONCURRENT_REQUESTS_PER_DOMAIN = os.environ.get("SCRAPER_CONCURRENCY_PER_DOMAIN", "8")
+DOWNLOAD_DELAY = 0
+# Each response gives exactly one row: a pool of 100 item workers per response
+# (Scrapy's default) only costs CPU (about 100 asyncio tasks per page).
+CONCURRENT_ITEMS = 1
+DOWNLOAD_TIMEOUT = 30
+# A page checker needs the page, not a 1 GiB file: bigger bodies are rows
+# with a too_large error.
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 0
+
+# -- politeness ---------------------------------------------------------------
+ROBOTSTXT_OBEY = True
+# Rotate real-world User-Agents (scrapy-fake-useragent, offline data). Set
+# PAGES_ROTATE_USER_AGENT=False, or USER_AGENT for a run, to send one fixed UA.
+PAGES_ROTATE_USER_AGENT = True
+USER_AGENT = "scraper_project/0.1 (page checker)"
+FAKEUSERAGENT_FALLBACK = USER_AGENT
+FAKEUSERAGENT_PROVIDERS = ["scraper_project.middlewares.useragent.WeightedUserAgentProvider"]
+
+# -- the report ---------------------------------------------------------------
+FEED_EXPORT_FIELDS = list(FIELDS)
+FEED_EXPORT_ENCODING = "utf-8"
+# Every status is a row: 4xx/5xx reach the spider instead of being filtered.
+HTTPERROR_ALLOW_ALL = True
+# Report HTTP redirects, not <meta refresh> (which would cost a body scan).
+METAREFRESH_ENABLED = False
+REDIRECT_MAX_TIMES = 10
+# The spider deduplicates with its own compact set; Scrapy's dupefilter would
+# also drop redirects to URLs of the list, costing them their rows.
+DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
+
+# -- the page checker's own settings (PAGES_*) -----------------------------
+PAGES_URL_MAX_LENGTH = 2083  # longer URLs are invalid_url rows (0: no limit)
+PAGES_TITLE_MAX_LENGTH = 512  # characters; longer titles end with an ellipsis
+PAGES_ERROR_MAX_LENGTH = 300
+PAGES_LIST_TIMEOUT = 30.0  # seconds per read of a list given as an http(s) URL
+PAGES_LOG_DUPLICATES = True  # log each duplicate input line (INFO)
+
+# -- name resolution ----------------------------------------------------------
+TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
+RESOLVE_HOSTS: dict[str, str] = {}  # {"name": "ip"}, like curl --resolve
+RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
+
+# -- components -------------------------------------------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 400,
+    "scraper_project.middlewares.useragent.RotatingUserAgentMiddleware": 399,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "scraper_project.middlewares.redirect.LoopAwareRedirectMiddleware": 600,
+    "scraper_project.middlewares.timing.TimingMiddleware": 950,
+    # No allowed_domains, no HTTP auth: not worth their per-request cost.
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+}
+SPIDER_MIDDLEWARES = {
+    # Rows come from start(); responses never yield requests.
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    # URL length is checked when the list is read, with a row, not a silent drop.
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+}
+ITEM_PIPELINES = {
+    "scraper_project.pipelines.validate.ValidationPipeline": 100,
+    "scraper_project.pipelines.dedupe.DeduplicationPipeline": 200,
+}
+
+COMMANDS_MODULE = "scraper_project.commands"
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = os.environ.get("SCRAPER_LOG_LEVEL", "INFO")

@@ -1,0 +1,280 @@
+"""The ``pages`` spider: one report row per distinct URL of a list.
+
+    scrapy crawl pages -a urls=urls.txt -O report.csv
+
+Arguments (``-a NAME=VALUE``):
+
+- ``urls``: the list: a path, ``-`` for standard input, or an http(s) URL.
+- ``timeout``: a global deadline in seconds, the short form of
+  ``-s CLOSESPIDER_TIMEOUT=N``.
+
+The list is read lazily: ``start()`` yields the next request only when the
+engine has room for it (it waits on ``scheduler_empty`` while
+``engine.needs_backout()``), so a list of any length starts fetching at once
+and holds only what is in flight in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request, Spider, signals
+from scrapy.exceptions import CloseSpider, UsageError
+from scrapy.http import HtmlResponse, Response
+from scrapy.settings import SETTINGS_PRIORITIES
+
+from scraper_project.dedupe import FingerprintSet, fingerprint
+from scraper_project.errors import classify, format_error
+from scraper_project.inputs import InputError, LineReader, check_source
+from scraper_project.items import PageItem, new_item
+from scraper_project.middlewares.timing import START_KEY
+from scraper_project.title import clean_text, extract_title
+from scraper_project.urls import InvalidURL, normalize_url
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+    from twisted.python.failure import Failure
+
+logger = logging.getLogger(__name__)
+
+# How long start() sleeps between capacity checks if no scheduler_empty
+# signal arrives (the engine also re-checks every 5 s on its own).
+_CAPACITY_POLL = 0.25
+# Set in request.meta on downloads this project cancels on purpose.
+CANCELLED_KEY = "pages_cancelled"
+
+
+# Settings that settings.py may take from the environment.
+_ENV_SOURCES = {
+    "CONCURRENT_REQUESTS": "SCRAPER_CONCURRENCY",
+    "CONCURRENT_REQUESTS_PER_DOMAIN": "SCRAPER_CONCURRENCY_PER_DOMAIN",
+}
+
+
+def _source(settings: BaseSettings, name: str) -> str:
+    env = _ENV_SOURCES.get(name)
+    if env and env in os.environ and settings.getpriority(name) == SETTINGS_PRIORITIES["project"]:
+        return f" (from environment variable {env})"
+    return ""
+
+
+def _positive_int(settings: BaseSettings, name: str, *, allow_zero: bool = False) -> int:
+    raw = settings.get(name)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"{name} must be an integer, got {raw!r}{_source(settings, name)}",
+            print_help=False,
+        ) from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(
+            f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {raw!r}"
+            f"{_source(settings, name)}",
+            print_help=False,
+        )
+    return value
+
+
+def _positive_float(settings: BaseSettings, name: str) -> float:
+    raw = settings.get(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a number, got {raw!r}", print_help=False) from None
+    if not value >= 0 or math.isinf(value):
+        raise UsageError(f"{name} must be a number >= 0, got {raw!r}", print_help=False)
+    return value
+
+
+class PagesSpider(Spider):
+    """Fetch every URL of a list once and report what happened to it."""
+
+    name = "pages"
+
+    def __init__(self, urls: str = "", timeout: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.urls_spec = urls
+        self._seen = FingerprintSet()
+        self._capacity: asyncio.Future[None] | None = None
+
+    @classmethod
+    def check_arguments(
+        cls,
+        settings: BaseSettings,
+        urls: str = "",
+        timeout: str | None = None,
+        **_: Any,
+    ) -> float | None:
+        """Validate the spider arguments and settings; raise ``UsageError``.
+
+        Called by ``scrapy crawl`` before anything starts (so a mistake is a
+        one-line usage error, exit code 2) and again by ``from_crawler`` for
+        crawls started from code. Returns the ``timeout`` argument as seconds.
+        """
+        try:
+            check_source(urls)
+        except InputError as exc:
+            raise UsageError(str(exc), print_help=False) from None
+        deadline: float | None = None
+        if timeout is not None:
+            try:
+                deadline = float(timeout)
+            except ValueError:
+                deadline = math.nan
+            if not deadline > 0 or math.isinf(deadline):
+                raise UsageError(
+                    f"timeout must be a positive number of seconds, got {timeout!r}",
+                    print_help=False,
+                )
+        for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
+            _positive_int(settings, name)
+        for name in (
+            "PAGES_URL_MAX_LENGTH",
+            "PAGES_TITLE_MAX_LENGTH",
+            "PAGES_ERROR_MAX_LENGTH",
+        ):
+            _positive_int(settings, name, allow_zero=True)
+        for name in ("DOWNLOAD_TIMEOUT", "CLOSESPIDER_TIMEOUT", "PAGES_LIST_TIMEOUT"):
+            _positive_float(settings, name)
+        return deadline
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PagesSpider:
+        settings = crawler.settings
+        deadline = cls.check_arguments(settings, **kwargs)
+        if deadline is not None:
+            settings.set("CLOSESPIDER_TIMEOUT", deadline, priority="spider")
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.url_max_length = settings.getint("PAGES_URL_MAX_LENGTH")
+        spider.title_max_length = settings.getint("PAGES_TITLE_MAX_LENGTH")
+        spider.list_timeout = settings.getfloat("PAGES_LIST_TIMEOUT")
+        spider.log_duplicates = settings.getbool("PAGES_LOG_DUPLICATES")
+        spider.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
+        crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
+        return spider
+
+    url_max_length: int
+    title_max_length: int
+    list_timeout: float
+    log_duplicates: bool
+    maxsize: int
+
+    # -- reading the list ------------------------------------------------
+
+    def _on_scheduler_empty(self) -> None:
+        waiter = self._capacity
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait_for_capacity(self) -> None:
+        assert self.crawler.engine is not None
+        engine = self.crawler.engine
+        loop = asyncio.get_running_loop()
+        while engine.needs_backout():
+            if not engine.running:
+                return
+            self._capacity = waiter = loop.create_future()
+            handle = loop.call_later(_CAPACITY_POLL, waiter.cancel)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if not waiter.cancelled():  # we were cancelled, not the poll
+                    raise
+            finally:
+                handle.cancel()
+                self._capacity = None
+
+    async def start(self) -> AsyncIterator[Any]:
+        stats = self.crawler.stats
+        assert stats is not None
+        reader = LineReader(self.urls_spec, timeout=self.list_timeout)
+        seen = self._seen
+        max_length = self.url_max_length
+        try:
+            async for batch in reader.batches():
+                stats.inc_value("input/lines", len(batch))
+                for lineno, text in batch:
+                    try:
+                        url = normalize_url(text, max_length)
+                    except InvalidURL as exc:
+                        stats.inc_value("input/invalid")
+                        yield new_item(
+                            clean_text(text, max_length or 0),
+                            lineno,
+                            format_error("invalid_url", str(exc)),
+                        )
+                        continue
+                    if not seen.add(fingerprint(url)):
+                        stats.inc_value("input/duplicates")
+                        if self.log_duplicates:
+                            logger.info(
+                                "Duplicate URL on line %(line)d: %(url)s",
+                                {"line": lineno, "url": url},
+                                extra={"line": lineno, "url": url},
+                            )
+                        continue
+                    stats.inc_value("input/urls")
+                    await self._wait_for_capacity()
+                    yield Request(
+                        url,
+                        callback=self.parse,
+                        errback=self.on_error,
+                        dont_filter=True,
+                        meta={"line": lineno, "url": url},
+                    )
+        except InputError as exc:
+            logger.error("%(error)s", {"error": exc}, extra={"input": self.urls_spec})
+            stats.set_value("input/error", str(exc))
+            raise CloseSpider("input_error") from None
+
+    # -- building rows ---------------------------------------------------
+
+    def parse(self, response: Response) -> PageItem:
+        meta = response.meta
+        t0 = meta.get(START_KEY)
+        content_type = response.headers.get(b"Content-Type")
+        title = ""
+        if isinstance(response, HtmlResponse):
+            title = extract_title(response.text, self.title_max_length)
+        return {
+            "url": meta["url"],
+            "final_url": response.url,
+            "status": response.status,
+            "length": len(response.body),
+            "title": title,
+            "content_type": content_type.decode("latin-1") if content_type else "",
+            "error": "",
+            "attempts": meta.get("retry_times", 0) + 1,
+            "elapsed_ms": round((monotonic() - t0) * 1000) if t0 is not None else None,
+            "redirects": len(meta.get("redirect_urls", ())),
+            "line": meta["line"],
+        }
+
+    def on_error(self, failure: Failure) -> PageItem:
+        request: Request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        assert failure.value is not None
+        error_class, detail = classify(
+            failure.value,
+            maxsize=meta.get("download_maxsize", self.maxsize),
+            cancelled=bool(meta.get(CANCELLED_KEY)),
+        )
+        item = new_item(meta["url"], meta["line"], format_error(error_class, detail))
+        redirects = meta.get("redirect_urls", ())
+        if redirects:
+            item["final_url"] = request.url
+            item["redirects"] = len(redirects)
+        t0 = meta.get(START_KEY)
+        if t0 is not None:
+            item["elapsed_ms"] = round((monotonic() - t0) * 1000)
+            item["attempts"] = meta.get("retry_times", 0) + 1
+        return item

@@ -1,0 +1,82 @@
+"""Page title extraction, as a browser's ``document.title`` reads it.
+
+The HTML5 parser (lexbor, through selectolax) decides what is a title: one
+inside a comment, a ``<script>`` or a ``<style>`` is text, and one inside
+``<svg>`` or ``<math>`` is a foreign element, not the document's title.
+
+Only a prefix of the page is parsed. HTML parsing is left to right, so the
+tree built from the text up to a ``</title`` end tag is the same as the tree
+of the whole document up to that point: the prefix up to the first
+``</title`` that closes an HTML ``<title>`` gives exactly the title of the
+whole page. Decoy end tags (in comments, scripts, SVG) only extend the
+prefix to the next one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+__all__ = ["MAX_TITLE_LENGTH", "clean_text", "extract_title"]
+
+MAX_TITLE_LENGTH: Final = 512
+_END_TAG: Final = re.compile(r"</title", re.IGNORECASE)
+_FOREIGN: Final = frozenset({"svg", "math"})
+# C0/C1 controls and the Unicode bidi overrides/isolates that can reorder text
+# in a terminal or a spreadsheet.
+_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SPACE: Final = re.compile(r"\s+")
+
+
+def clean_text(text: str, max_length: int = MAX_TITLE_LENGTH) -> str:
+    """One line of printable text: controls removed, whitespace collapsed.
+
+    ``max_length`` (0 for no limit) truncates at a character boundary and marks
+    the cut with an ellipsis.
+    """
+    if _UNSAFE.search(text):
+        text = _UNSAFE.sub("", text)
+    text = _SPACE.sub(" ", text).strip()
+    if max_length and len(text) > max_length:
+        text = text[: max_length - 1].rstrip() + "\u2026"
+    return text
+
+
+def _is_html_title(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in _FOREIGN:
+            return False
+        parent = parent.parent
+    return True
+
+
+def _first_title(html: str) -> str | None:
+    for node in LexborHTMLParser(html).css("title"):
+        if _is_html_title(node):
+            return node.text(deep=True)
+    return None
+
+
+def extract_title(html: str, max_length: int = MAX_TITLE_LENGTH) -> str:
+    """Return the cleaned document title of ``html``, or ``""`` if it has none."""
+    pos = 0
+    while True:
+        match = _END_TAG.search(html, pos)
+        if match is None:
+            # No (more) end tags: a <title> left open runs to the end of the
+            # document, as in a browser.
+            title = _first_title(html) if pos < len(html) and "<" in html else None
+            break
+        end = html.find(">", match.end())
+        end = len(html) if end < 0 else end + 1
+        title = _first_title(html[:end])
+        if title is not None:
+            break
+        pos = end
+    if not title:
+        return ""
+    return clean_text(unicodedata.normalize("NFC", title), max_length)

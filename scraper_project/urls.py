@@ -1,0 +1,189 @@
+"""Validation and normalisation of input URLs.
+
+``normalize_url`` turns one line of a URL list into the canonical form used
+both as the report's ``url`` column and as the deduplication key, or raises
+:class:`InvalidURL` with a short human reason.
+
+Normalisation follows RFC 3986 section 6.2.2 (syntax-based) plus the
+scheme-based step of 6.2.3, and nothing that could change what a server
+returns:
+
+- scheme and host are lower-cased; internationalised host names become IDNA;
+- the default port (80 for http, 443 for https) is dropped;
+- the fragment is dropped (it is never sent to the server);
+- percent-encodings of unreserved characters are decoded (``%7E`` -> ``~``)
+  and the remaining escapes get upper-case hex digits;
+- characters that may not appear raw in a URL (spaces, non-ASCII) are
+  percent-encoded as UTF-8, the way browsers send them;
+- dot segments are removed and an empty path becomes ``/``.
+
+The query string keeps its order: ``?b=1&a=2`` and ``?a=2&b=1`` are different
+URLs to many servers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from w3lib.url import safe_url_string
+
+__all__ = ["DEFAULT_PORTS", "MAX_URL_LENGTH", "InvalidURL", "normalize_url"]
+
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+MAX_URL_LENGTH: Final = 2083  # the de-facto limit of browsers and Scrapy
+
+_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_PCT_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_BAD_PCT_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# A host name after IDNA encoding: letters, digits, hyphens, underscores
+# (seen in the wild), dots.
+_HOSTNAME_RE: Final = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,62})(?:\.[a-z0-9_\-]{1,63})*\.?$")
+_SURROGATE_RE: Final = re.compile("[\udc80-\udcff]")
+_CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f]")
+
+
+class InvalidURL(ValueError):
+    """A line that is not a fetchable http(s) URL; ``str(exc)`` is the reason."""
+
+
+def _fix_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    if char in _UNRESERVED:
+        return char
+    return "%" + match.group(1).upper()
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    # Bytes that were not UTF-8 (decoded with surrogateescape) keep their
+    # exact value as a percent-escape.
+    return f"%{ord(match.group(0)) - 0xDC00:02X}"
+
+
+def _remove_dot_segments(path: str) -> str:
+    if "." not in path:
+        return path
+    output: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if segment == ".":
+            if i == len(segments) - 1:
+                output.append("")
+            continue
+        if segment == "..":
+            if len(output) > 1:
+                output.pop()
+            if i == len(segments) - 1:
+                output.append("")
+            continue
+        output.append(segment)
+    result = "/".join(output)
+    return result if result.startswith("/") else "/" + result
+
+
+def _check_host(host: str) -> str:
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise InvalidURL("invalid IPv6 address")
+        try:
+            ip = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
+        return f"[{ip.compressed}]"
+    if not _HOSTNAME_RE.match(host):
+        raise InvalidURL(f"invalid host {host!r}")
+    if host.replace(".", "").isdigit():
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise InvalidURL(f"invalid IPv4 address {host!r}") from None
+    return host
+
+
+def normalize_url(raw: str, max_length: int = MAX_URL_LENGTH) -> str:
+    """Return the canonical form of ``raw`` or raise :class:`InvalidURL`.
+
+    ``raw`` is one stripped input line. Lone surrogates from a
+    ``surrogateescape`` decode (bytes that were not UTF-8) are kept as
+    percent-escapes of the original bytes.
+
+    ``max_length`` bounds the normalised URL (0 disables the check); longer
+    URLs are rejected with a reason rather than dropped silently.
+    """
+    if not raw:
+        raise InvalidURL("empty")
+    if _CONTROL_RE.search(raw):
+        raise InvalidURL("contains control characters")
+    match = _SCHEME_RE.match(raw)
+    if match is None:
+        if raw.startswith("//"):
+            raise InvalidURL("missing scheme (scheme-relative URL)")
+        if raw.startswith(("/", ".")):
+            raise InvalidURL("relative URL")
+        if " " in raw or "." not in raw.split("/", 1)[0]:
+            raise InvalidURL("not a URL")
+        raise InvalidURL(f"missing scheme (did you mean http://{raw.split('/', 1)[0]}/?)")
+    scheme = match.group(1).lower()
+    if scheme not in DEFAULT_PORTS:
+        raise InvalidURL(f"unsupported scheme {scheme!r}")
+    rest = raw[match.end() :]
+    if not rest.startswith("//"):
+        raise InvalidURL("missing host")
+    if "\\" in rest.split("?", 1)[0].split("#", 1)[0]:
+        # Browsers treat backslashes as slashes; servers do not. Refuse to guess.
+        raise InvalidURL("backslash in URL")
+    if _SURROGATE_RE.search(raw):
+        raw = _SURROGATE_RE.sub(_escape_surrogate, raw)
+    raw = _BAD_PCT_RE.sub("%25", raw)
+    try:
+        # Percent-encodes what must be, and IDNA-encodes the host.
+        safe = safe_url_string(raw, encoding="utf-8")
+        parts = urlsplit(safe)
+        port = parts.port
+    except ValueError as exc:
+        reason = str(exc)
+        if "port" in reason.lower():
+            raise InvalidURL(f"invalid port {_port_text(rest)!r}") from None
+        if "IPv" in reason:
+            raise InvalidURL("invalid IPv6 address") from None
+        raise InvalidURL(reason or "unparseable URL") from None
+    except UnicodeError:
+        raise InvalidURL("invalid international host name") from None
+    return _rebuild(parts, scheme, port, max_length)
+
+
+def _port_text(rest: str) -> str:
+    hostport = re.split("[/?#]", rest[2:], maxsplit=1)[0].rpartition("@")[2]
+    return hostport.rpartition("]")[2].partition(":")[2]
+
+
+def _rebuild(parts: SplitResult, scheme: str, port: int | None, max_length: int) -> str:
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        userinfo += "@"
+    else:
+        userinfo, hostport = "", netloc
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidURL("missing host")
+    if ":" in host:  # urlsplit strips the brackets of IPv6 literals
+        host = f"[{host}]"
+    if hostport.endswith(":"):  # "http://host:/" is the default port
+        port = None
+    if port == 0:
+        raise InvalidURL("invalid port 0")
+    host = _check_host(host)
+    if port is None or port == DEFAULT_PORTS[scheme]:
+        netloc = userinfo + host
+    else:
+        netloc = f"{userinfo}{host}:{port}"
+    path = _remove_dot_segments(_PCT_RE.sub(_fix_escape, parts.path)) or "/"
+    query = _PCT_RE.sub(_fix_escape, parts.query)
+    url = urlunsplit((scheme, netloc, path, query, ""))
+    if max_length and len(url) > max_length:
+        raise InvalidURL(f"URL longer than {max_length} characters ({len(url)})")
+    return url

@@ -1,0 +1,26 @@
+"""Shared fixtures: the demo site and the raw (malformed HTTP) server.
+
+Both run outside the test's reactor (a subprocess and a thread), are started
+once per session and stopped by PID / by their own stop() at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.rawserver import RawServer
+from tests.support.servers import DemoSite, demo_site
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[DemoSite]:
+    with demo_site() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def raw_server() -> Iterator[RawServer]:
+    with RawServer() as server:
+        yield server
