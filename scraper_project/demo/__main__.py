@@ -6,6 +6,11 @@ SIGINT/SIGTERM (exit status 0).
 
 ``python -m scraper_project.demo urls --base URL [--count N] [--mixed]``
 writes a URL list to stdout.
+
+``python -m scraper_project.demo run [-O report.csv] [SCRAPY ARGS...]`` is the
+quick start: it starts the demo site, writes ``demo-urls.txt`` (the mixed
+list plus some pages), runs ``scrapy crawl pages -a urls=demo-urls.txt -O
+report.csv`` against it and stops the site. Works without internet access.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -44,7 +50,49 @@ def _parser() -> argparse.ArgumentParser:
     p_urls.add_argument("--base", required=True, help="e.g. http://127.0.0.1:8000")
     p_urls.add_argument("--count", type=int, default=None, help="write /page/0..N-1 (default 100)")
     p_urls.add_argument("--mixed", action="store_true", help="write the demonstration mixed list")
+    p_run = sub.add_parser(
+        "run", help="start the site and crawl it: the quick start", add_help=True
+    )
+    p_run.add_argument("-O", dest="output", default="report.csv", help="report file")
+    p_run.add_argument("--list", default="demo-urls.txt", help="URL list to write")
+    p_run.add_argument("--pages", type=int, default=50, help="extra /page/N URLs")
+    p_run.add_argument("scrapy_args", nargs=argparse.REMAINDER, help="more scrapy crawl args")
     return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    site = subprocess.Popen(
+        [sys.executable, "-m", "scraper_project.demo", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert site.stdout is not None
+        base = site.stdout.readline().strip()
+        if not base.startswith("http://"):
+            print("demo site failed to start", file=sys.stderr)
+            return 1
+        with open(args.list, "w", encoding="utf-8") as out:
+            out.write("\n".join(mixed_lines(base)) + "\n")
+            out.write("\n".join(page_urls(base, args.pages)) + "\n")
+        print(f"demo site at {base}; URL list written to {args.list}", file=sys.stderr)
+        command = [
+            sys.executable, "-m", "scrapy", "crawl", "pages",
+            "-a", f"urls={args.list}", "-O", args.output,
+            *[a for a in args.scrapy_args if a != "--"],
+        ]  # fmt: skip
+        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scraper_project.settings"}
+        code = subprocess.call(command, env=env)
+        if code == 0:
+            print(f"report written to {args.output}", file=sys.stderr)
+        return code
+    finally:
+        site.terminate()
+        try:
+            site.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            site.kill()
+            site.wait()
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -106,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _cmd_serve(args)
+    if args.command == "run":
+        return _cmd_run(args)
     return _cmd_urls(args)
 
 
