@@ -193,6 +193,12 @@ def test_mixed_list_cli_formats(
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     rows = read_report(out)
     check_report(rows, expect, invalid_lines)
+    log = proc.stderr.decode()
+    first_dup = len(expect) + 3
+    for line in range(first_dup, first_dup + 4):
+        assert f"Duplicate URL on line {line}:" in log
+    # A dead host's robots.txt is one DEBUG line, not an ERROR with a traceback.
+    assert "Error downloading" not in log
     if report.endswith(".csv"):
         header = out.read_text(encoding="utf-8").splitlines()[0]
         assert (

@@ -14,11 +14,10 @@ import random
 from typing import TYPE_CHECKING, Any
 
 import fake_useragent
-from scrapy_fake_useragent.providers import BaseProvider
-
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
+from scrapy_fake_useragent.providers import BaseProvider
 
 if TYPE_CHECKING:
     from scrapy import Request

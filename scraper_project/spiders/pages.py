@@ -28,6 +28,7 @@ from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import SETTINGS_PRIORITIES
 
+from scraper_project import logfilters
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
 from scraper_project.inputs import InputError, LineReader, check_source
@@ -160,6 +161,7 @@ class PagesSpider(Spider):
         spider.log_duplicates = settings.getbool("PAGES_LOG_DUPLICATES")
         spider.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
         crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
+        logfilters.install()
         return spider
 
     url_max_length: int
