@@ -62,6 +62,18 @@ PAGES_TITLE_MAX_LENGTH = 512  # characters; longer titles end with an ellipsis
 PAGES_ERROR_MAX_LENGTH = 300
 PAGES_LIST_TIMEOUT = 30.0  # seconds per read of a list given as an http(s) URL
 PAGES_LOG_DUPLICATES = True  # log each duplicate input line (INFO)
+# Requests parked (rate limit, retry backoff) before the list reader pauses.
+PAGES_MAX_PARKED = 10_000
+
+# -- rate limiting (token buckets, middlewares/ratelimit.py) ------------------
+SCHEDULER = "scraper_project.scheduler.DelayingScheduler"
+RATELIMIT_ENABLED = True
+RATELIMIT_RATE = 0.0  # requests/second per domain (downloader slot); 0 = unlimited
+RATELIMIT_BURST = 1
+RATELIMIT_DOMAINS: dict[str, object] = {}  # {"host": rate} or {"host": [rate, burst]}
+RATELIMIT_GLOBAL_RATE = 0.0  # requests/second over all hosts; 0 = none
+RATELIMIT_GLOBAL_BURST = 1
+RATELIMIT_MAX_BUCKETS = 10_000
 
 # -- name resolution ----------------------------------------------------------
 TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
@@ -70,6 +82,8 @@ RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query s
 
 # -- components -------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
+    # After robots.txt (100): forbidden URLs take no token.
+    "scraper_project.middlewares.ratelimit.RateLimitMiddleware": 150,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 400,
     "scraper_project.middlewares.useragent.RotatingUserAgentMiddleware": 399,
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,

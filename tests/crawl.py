@@ -25,11 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # not in RESOLVE_HOSTS fail as dns_error), quick failures.
 TEST_SETTINGS: dict[str, Any] = {
     "RESOLVE_HOSTS_ONLY": True,
-    "RESOLVE_HOSTS": {
-        "site.test": "127.0.0.1",
-        "other.test": "127.0.0.1",
-        "localhost": "127.0.0.1",
-    },
+    "RESOLVE_HOSTS": dict.fromkeys(
+        ("site.test", "other.test", "a.test", "b.test", "c.test", "d.test", "localhost"),
+        "127.0.0.1",
+    ),
     "DNSCACHE_ENABLED": False,
     "LOG_LEVEL": "INFO",
     "DOWNLOAD_TIMEOUT": 10,

@@ -27,6 +27,7 @@ from types import FrameType
 from scraper_project.demo.serve import serve
 from scraper_project.demo.site import DEFAULT_MAX_RECORDS, build_app
 from scraper_project.demo.urls import mixed_lines, page_urls
+from scraper_project.ratelimit.asgi import ASGIApp, RateLimitMiddleware
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p_serve.add_argument("--log-file", help="append one JSON line per request")
+    p_serve.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="answer 429 + Retry-After beyond this many requests/s per client IP (0: off)",
+    )
+    p_serve.add_argument("--rate-burst", type=int, default=1, help="burst for --rate-limit")
     p_serve.add_argument(
         "--max-records",
         type=int,
@@ -109,7 +117,14 @@ def _announce(url: str) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
-    app = build_app(log_file=args.log_file, max_records=args.max_records)
+    middleware = None
+    if args.rate_limit > 0:
+        rate, burst = args.rate_limit, args.rate_burst
+
+        def middleware(inner: ASGIApp) -> ASGIApp:
+            return RateLimitMiddleware(inner, rate, burst, exempt_paths={"/robots.txt"})
+
+    app = build_app(log_file=args.log_file, max_records=args.max_records, middleware=middleware)
     try:
         asyncio.run(
             serve(

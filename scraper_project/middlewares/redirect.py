@@ -22,6 +22,11 @@ class LoopAwareRedirectMiddleware(RedirectMiddleware):
         # A page checker sends no Referer: each URL is checked on its own.
         request.headers.pop(b"Referer", None)
 
+    def _engine_started(self) -> None:
+        # Scrapy warns here when RefererMiddleware is off; it is off on
+        # purpose (see handle_referer).
+        self._referer_spider_middleware = None
+
     def _redirect(self, redirected: Request, request: Request, reason: Any) -> Request:
         chain: list[str] = request.meta.get("redirect_urls", [])
         target = redirected.url

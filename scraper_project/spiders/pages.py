@@ -34,6 +34,7 @@ from scraper_project.errors import classify, format_error
 from scraper_project.inputs import InputError, LineReader, check_source
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.timing import START_KEY
+from scraper_project.scheduler import DelayingScheduler
 from scraper_project.title import clean_text, extract_title
 from scraper_project.urls import InvalidURL, normalize_url
 
@@ -160,6 +161,7 @@ class PagesSpider(Spider):
         spider.list_timeout = settings.getfloat("PAGES_LIST_TIMEOUT")
         spider.log_duplicates = settings.getbool("PAGES_LOG_DUPLICATES")
         spider.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
+        spider.max_parked = settings.getint("PAGES_MAX_PARKED")
         crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
         logfilters.install()
         return spider
@@ -169,6 +171,7 @@ class PagesSpider(Spider):
     list_timeout: float
     log_duplicates: bool
     maxsize: int
+    max_parked: int
 
     # -- reading the list ------------------------------------------------
 
@@ -177,11 +180,20 @@ class PagesSpider(Spider):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _too_many_parked(self) -> bool:
+        # Requests parked by the rate limiter or a retry backoff hold no
+        # downloader slot, so needs_backout() does not see them: bound them
+        # here, or a slow domain would let the whole list pile up in memory.
+        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
+        if not isinstance(scheduler, DelayingScheduler):
+            return False
+        return scheduler.delayed_count() >= self.max_parked
+
     async def _wait_for_capacity(self) -> None:
         assert self.crawler.engine is not None
         engine = self.crawler.engine
         loop = asyncio.get_running_loop()
-        while engine.needs_backout():
+        while engine.needs_backout() or self._too_many_parked():
             if not engine.running:
                 return
             self._capacity = waiter = loop.create_future()

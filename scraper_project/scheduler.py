@@ -1,0 +1,130 @@
+"""Scrapy's scheduler plus a delay queue.
+
+A request whose ``meta["pages_not_before"]`` (a :func:`time.monotonic`
+instant) lies in the future waits here until then. Downloader middlewares
+park a request by setting that key and returning the request (Scrapy then
+re-schedules it): the rate limiter while its domain's bucket refills, the
+retry middleware during a backoff. A parked request holds no downloader slot
+and blocks nothing else: other domains keep flowing at full speed. The engine
+does not close the spider while requests are parked (they are pending).
+
+The wake-up is one reactor timer for the earliest parked request, so parking
+costs a heap push, whatever the number of parked requests.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from scrapy.core.scheduler import Scheduler
+from scrapy.utils.asyncio import CallLaterResult, call_later
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+__all__ = ["NOT_BEFORE_KEY", "DelayingScheduler"]
+
+NOT_BEFORE_KEY = "pages_not_before"
+
+
+class DelayingScheduler(Scheduler):
+    """``SCHEDULER = "scraper_project.scheduler.DelayingScheduler"``."""
+
+    crawler: Crawler | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._delayed: list[tuple[float, int, Request]] = []
+        self._seq = itertools.count()
+        self._timer: CallLaterResult | None = None
+        self._timer_at = 0.0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DelayingScheduler:
+        scheduler = super().from_crawler(crawler)
+        scheduler.crawler = crawler
+        return scheduler
+
+    # -- the delay queue ---------------------------------------------------
+
+    def enqueue_request(self, request: Request) -> bool:
+        not_before = request.meta.get(NOT_BEFORE_KEY)
+        if not_before is not None and not_before > monotonic():
+            heapq.heappush(self._delayed, (not_before, next(self._seq), request))
+            assert self.stats is not None
+            self.stats.inc_value("scheduler/delayed")
+            self._arm(not_before)
+            return True
+        return super().enqueue_request(request)
+
+    def next_request(self) -> Request | None:
+        delayed = self._delayed
+        if delayed and delayed[0][0] <= monotonic():
+            # A parked request that is due goes first: its time slot (a
+            # reserved token, a backoff) is now, and any wait behind newer
+            # requests would bunch it up with the next ones of its domain.
+            request = heapq.heappop(delayed)[2]
+            if delayed:
+                self._arm(delayed[0][0])
+            assert self.stats is not None
+            self.stats.inc_value("scheduler/dequeued")
+            return request
+        return super().next_request()
+
+    def delayed_count(self) -> int:
+        """Requests parked until a later time."""
+        return len(self._delayed)
+
+    def ready_count(self) -> int:
+        """Requests that could be downloaded now."""
+        return super().__len__()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self._delayed)
+
+    def drain_delayed(self) -> list[Request]:
+        """Remove and return every parked request (shutdown accounting)."""
+        requests = [entry[2] for entry in sorted(self._delayed)]
+        self._delayed.clear()
+        self._disarm()
+        return requests
+
+    def close(self, reason: str) -> Any:
+        self._disarm()
+        return super().close(reason)
+
+    # -- wake-up -----------------------------------------------------------
+
+    def _arm(self, when: float) -> None:
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= when:
+                return
+            timer.cancel()
+        self._timer_at = when
+        self._timer = call_later(max(0.0, when - monotonic()), self._wake)
+
+    def _disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _wake(self) -> None:
+        self._timer = None
+        # Ask the engine to pull from the scheduler now rather than at its
+        # next heartbeat (up to 5 s later). There is no public API for this.
+        engine = self.crawler.engine if self.crawler is not None else None
+        slot = getattr(engine, "_slot", None)
+        nextcall = getattr(slot, "nextcall", None)
+        if nextcall is not None:
+            nextcall.schedule()
+        # The request this timer was armed for may have left already (pulled
+        # by the engine on its own); keep a timer for the earliest one left.
+        # One already due is pulled by the engine as soon as it has room.
+        delayed = self._delayed
+        if delayed and delayed[0][0] > monotonic():
+            self._arm(delayed[0][0])
