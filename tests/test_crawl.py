@@ -283,6 +283,17 @@ def test_bom_crlf_and_bad_bytes(site: DemoSite, tmp_path: Path) -> None:
             "timeout must be a positive number of seconds, got 'soon'",
         ),
         (
+            ["-a", "urls=-", "-s", "RATELIMIT_RATE=fast"],
+            {},
+            "RATELIMIT_RATE must be a number of requests per second, got 'fast'",
+        ),
+        (
+            ["-a", "urls=-", "-s", "RATELIMIT_DOMAINS={bad"],
+            {},
+            "RATELIMIT_DOMAINS must be a JSON object",
+        ),
+        (["-a", "urls=-", "-s", "PAGES_MAX_PARKED=0"], {}, "PAGES_MAX_PARKED must be > 0, got '0'"),
+        (
             ["-a", "urls=-"],
             {"SCRAPER_CONCURRENCY": "many"},
             "CONCURRENT_REQUESTS must be an integer, got 'many' (from environment variable SCRAPER_CONCURRENCY)",

@@ -33,6 +33,7 @@ from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
 from scraper_project.inputs import InputError, LineReader, check_source
 from scraper_project.items import PageItem, new_item
+from scraper_project.middlewares.ratelimit import RateLimitMiddleware
 from scraper_project.middlewares.timing import START_KEY
 from scraper_project.scheduler import DelayingScheduler
 from scraper_project.title import clean_text, extract_title
@@ -145,8 +146,11 @@ class PagesSpider(Spider):
             "PAGES_ERROR_MAX_LENGTH",
         ):
             _positive_int(settings, name, allow_zero=True)
+        _positive_int(settings, "PAGES_MAX_PARKED")
         for name in ("DOWNLOAD_TIMEOUT", "CLOSESPIDER_TIMEOUT", "PAGES_LIST_TIMEOUT"):
             _positive_float(settings, name)
+        if settings.getbool("RATELIMIT_ENABLED"):
+            RateLimitMiddleware.buckets_from_settings(settings)
         return deadline
 
     @classmethod
