@@ -80,6 +80,28 @@ TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
 RESOLVE_HOSTS: dict[str, str] = {}  # {"name": "ip"}, like curl --resolve
 RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
 
+# -- retries (middlewares/retry.py) ------------------------------------------
+RETRY_ENABLED = True
+RETRY_TIMES = 2  # retries after the first attempt
+RETRY_HTTP_CODES = [408, 429, 500, 502, 503, 504, 522, 524]
+# Transient failures only: DNS, TLS and too-large errors are not retried.
+RETRY_EXCEPTIONS = [
+    "scrapy.exceptions.DownloadConnectionRefusedError",
+    "scrapy.exceptions.DownloadFailedError",
+    "scrapy.exceptions.DownloadTimeoutError",
+    "scrapy.exceptions.ResponseDataLossError",
+    "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectionLost",
+    "twisted.internet.error.ConnectError",
+]
+RETRY_BACKOFF_BASE = 1.0  # seconds; retry n waits up to base * 2**(n-1) (full jitter)
+RETRY_BACKOFF_MAX = 30.0  # seconds; cap of one backoff
+RETRY_AFTER_MAX = 60.0  # longest Retry-After honoured; longer ones give up at once
+RETRY_BUDGET_MIN = 10  # retries a domain may always use
+RETRY_BUDGET_RATIO = 0.2  # plus this share of its attempts
+# The report says why a URL failed: giving up is not an error of the crawl.
+RETRY_GIVE_UP_LOG_LEVEL = "INFO"
+
 # -- components -------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
     # After robots.txt (100): forbidden URLs take no token.
@@ -87,6 +109,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 400,
     "scraper_project.middlewares.useragent.RotatingUserAgentMiddleware": 399,
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "scraper_project.middlewares.retry.BackoffRetryMiddleware": 550,
     "scraper_project.middlewares.redirect.LoopAwareRedirectMiddleware": 600,
     "scraper_project.middlewares.timing.TimingMiddleware": 950,
     # No allowed_domains, no HTTP auth: not worth their per-request cost.

@@ -34,6 +34,7 @@ from scraper_project.errors import classify, format_error
 from scraper_project.inputs import InputError, LineReader, check_source
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
+from scraper_project.middlewares.retry import BackoffRetryMiddleware
 from scraper_project.middlewares.timing import START_KEY
 from scraper_project.scheduler import DelayingScheduler
 from scraper_project.title import clean_text, extract_title
@@ -151,6 +152,8 @@ class PagesSpider(Spider):
             _positive_float(settings, name)
         if settings.getbool("RATELIMIT_ENABLED"):
             RateLimitMiddleware.buckets_from_settings(settings)
+        if settings.getbool("RETRY_ENABLED"):
+            BackoffRetryMiddleware.config_from_settings(settings)
         return deadline
 
     @classmethod
