@@ -51,9 +51,11 @@ class DelayingScheduler(Scheduler):
 
     # -- the delay queue ---------------------------------------------------
 
+    stopping = False
+
     def enqueue_request(self, request: Request) -> bool:
         not_before = request.meta.get(NOT_BEFORE_KEY)
-        if not_before is not None and not_before > monotonic():
+        if not_before is not None and not self.stopping and not_before > monotonic():
             heapq.heappush(self._delayed, (not_before, next(self._seq), request))
             assert self.stats is not None
             self.stats.inc_value("scheduler/delayed")
@@ -86,11 +88,15 @@ class DelayingScheduler(Scheduler):
     def __len__(self) -> int:
         return super().__len__() + len(self._delayed)
 
-    def drain_delayed(self) -> list[Request]:
-        """Remove and return every parked request (shutdown accounting)."""
+    def take_all(self) -> list[Request]:
+        """The crawl is stopping: remove and return every request, parked or
+        ready (each then gets its row at once), and park no more."""
+        self.stopping = True
+        self._disarm()
         requests = [entry[2] for entry in sorted(self._delayed)]
         self._delayed.clear()
-        self._disarm()
+        while (request := super().next_request()) is not None:
+            requests.append(request)
         return requests
 
     def close(self, reason: str) -> Any:

@@ -102,6 +102,14 @@ RETRY_BUDGET_RATIO = 0.2  # plus this share of its attempts
 # The report says why a URL failed: giving up is not an error of the crawl.
 RETRY_GIVE_UP_LOG_LEVEL = "INFO"
 
+# -- stopping (extensions/shutdown.py) -----------------------------------------
+DOWNLOAD_HANDLERS = {
+    "http": "scraper_project.handlers.CancellableHTTP11DownloadHandler",
+    "https": "scraper_project.handlers.CancellableHTTP11DownloadHandler",
+}
+PAGES_FLUSH_INTERVAL = 1.0  # seconds between flushes of the report files (0: off)
+PAGES_HANDLE_SIGNALS = True  # 1st SIGINT/SIGTERM: graceful stop; 2nd: stop now
+
 # -- components -------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
     # After robots.txt (100): forbidden URLs take no token.
@@ -130,5 +138,9 @@ ITEM_PIPELINES = {
 }
 
 COMMANDS_MODULE = "scraper_project.commands"
+EXTENSIONS = {
+    "scrapy.extensions.closespider.CloseSpider": None,
+    "scraper_project.extensions.shutdown.GracefulShutdown": 0,
+}
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = os.environ.get("SCRAPER_LOG_LEVEL", "INFO")

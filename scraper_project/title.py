@@ -24,10 +24,14 @@ __all__ = ["MAX_TITLE_LENGTH", "clean_text", "extract_title"]
 
 MAX_TITLE_LENGTH: Final = 512
 _END_TAG: Final = re.compile(r"</title", re.IGNORECASE)
+_START_TAG: Final = re.compile(r"<title", re.IGNORECASE)
+_MAX_PREFIX_TRIES: Final = 4
 _FOREIGN: Final = frozenset({"svg", "math"})
 # C0/C1 controls and the Unicode bidi overrides/isolates that can reorder text
 # in a terminal or a spreadsheet.
-_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _SPACE: Final = re.compile(r"\s+")
 
 
@@ -37,6 +41,14 @@ def clean_text(text: str, max_length: int = MAX_TITLE_LENGTH) -> str:
     ``max_length`` (0 for no limit) truncates at a character boundary and marks
     the cut with an ellipsis.
     """
+    if (
+        text.isprintable()  # no controls, bidi marks, surrogates, odd spaces
+        and (not max_length or len(text) <= max_length)
+        and "  " not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    ):
+        return text
     if _UNSAFE.search(text):
         text = _UNSAFE.sub("", text)
     text = _SPACE.sub(" ", text).strip()
@@ -63,12 +75,17 @@ def _first_title(html: str) -> str | None:
 
 def extract_title(html: str, max_length: int = MAX_TITLE_LENGTH) -> str:
     """Return the cleaned document title of ``html``, or ``""`` if it has none."""
+    if _START_TAG.search(html) is None:
+        return ""
     pos = 0
+    tries = 0
     while True:
         match = _END_TAG.search(html, pos)
-        if match is None:
-            # No (more) end tags: a <title> left open runs to the end of the
-            # document, as in a browser.
+        tries += 1
+        if match is None or tries > _MAX_PREFIX_TRIES:
+            # No (more) end tags, or too many decoys to keep re-parsing
+            # prefixes (that would be quadratic): parse the whole document.
+            # A <title> left open runs to the end of the document.
             title = _first_title(html) if pos < len(html) and "<" in html else None
             break
         end = html.find(">", match.end())

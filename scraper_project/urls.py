@@ -30,7 +30,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from w3lib.url import safe_url_string
 
-__all__ = ["DEFAULT_PORTS", "MAX_URL_LENGTH", "InvalidURL", "normalize_url"]
+__all__ = ["DEFAULT_PORTS", "MAX_URL_LENGTH", "InvalidURL", "escape_surrogates", "normalize_url"]
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 MAX_URL_LENGTH: Final = 2083  # the de-facto limit of browsers and Scrapy
@@ -44,6 +44,16 @@ _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 _HOSTNAME_RE: Final = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,62})(?:\.[a-z0-9_\-]{1,63})*\.?$")
 _SURROGATE_RE: Final = re.compile("[\udc80-\udcff]")
 _CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f]")
+
+
+# Already-canonical ASCII URLs (the vast majority of real lists): lower-case
+# scheme and host, no escapes, no fragment, no dot segments, no userinfo.
+_FAST_RE: Final = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9.\-]{0,251}[a-z0-9])?)(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9\-_~!$&'()*+,;=:@/.]*)?(\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?"
+)
+_DOT_SEGMENT_RE: Final = re.compile(r"/\.\.?(?:/|$)")
+_GOOD_IPV4: set[str] = set()  # canonical dotted quads seen (lists repeat hosts)
 
 
 class InvalidURL(ValueError):
@@ -61,6 +71,12 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     # Bytes that were not UTF-8 (decoded with surrogateescape) keep their
     # exact value as a percent-escape.
     return f"%{ord(match.group(0)) - 0xDC00:02X}"
+
+
+def escape_surrogates(text: str) -> str:
+    """Replace bytes that were not UTF-8 (lone surrogates from a
+    ``surrogateescape`` decode) by ``%XX`` escapes, so the text can be encoded."""
+    return _SURROGATE_RE.sub(_escape_surrogate, text) if _SURROGATE_RE.search(text) else text
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -113,6 +129,11 @@ def normalize_url(raw: str, max_length: int = MAX_URL_LENGTH) -> str:
     ``max_length`` bounds the normalised URL (0 disables the check); longer
     URLs are rejected with a reason rather than dropped silently.
     """
+    fast = _FAST_RE.fullmatch(raw)
+    if fast is not None:
+        result = _fast_path(raw, fast, max_length)
+        if result is not None:
+            return result
     if not raw:
         raise InvalidURL("empty")
     if _CONTROL_RE.search(raw):
@@ -153,6 +174,35 @@ def normalize_url(raw: str, max_length: int = MAX_URL_LENGTH) -> str:
     except UnicodeError:
         raise InvalidURL("invalid international host name") from None
     return _rebuild(parts, scheme, port, max_length)
+
+
+def _fast_path(raw: str, match: re.Match[str], max_length: int) -> str | None:
+    """``raw`` normalised, for a URL that needs at most a slash or a default
+    port removed; ``None`` sends it down the general path."""
+    scheme, host, port, path, query = match.groups()
+    if ".." in host or (path and _DOT_SEGMENT_RE.search(path)) or host.startswith("xn--"):
+        return None
+    if host[-1].isdigit() and host not in _GOOD_IPV4:  # IPv4, or not a host name
+        parts = host.split(".")
+        if len(parts) != 4 or not all(
+            p.isdigit() and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
+        ):
+            return None
+        if len(_GOOD_IPV4) < 1024:
+            _GOOD_IPV4.add(host)
+    if port is not None:
+        number = int(port)
+        if number == 0 or number > 65535 or port[0] == "0":
+            return None
+        netloc = host if number == DEFAULT_PORTS[scheme] else f"{host}:{number}"
+    else:
+        netloc = host
+    url = f"{scheme}://{netloc}{path or '/'}{query or ''}"
+    if query == "?":
+        url = url[:-1]
+    if max_length and len(url) > max_length:
+        return None
+    return url
 
 
 def _port_text(rest: str) -> str:

@@ -344,7 +344,27 @@ async def test_list_is_read_lazily(site: DemoSite, tmp_path: Path) -> None:
     total = 200_000
     urls = write_list(tmp_path / "urls.txt", (f"{site.url}/page/{i}" for i in range(total)))
     result = await crawl(urls, tmp_path, {"CLOSESPIDER_ITEMCOUNT": 50, "CONCURRENT_REQUESTS": 8})
-    assert result.stats["finish_reason"] == "closespider_itemcount"
-    # One batch of the reader plus what was in flight, not the whole list.
-    assert result.stats["input/lines"] <= 5_000
-    assert result.stats["input/urls"] < 1_000
+    stats = result.stats
+    assert stats["finish_reason"] == "closespider_itemcount"
+    # When the crawl stopped, one batch of the reader plus what was in
+    # flight had been read, not the whole list ...
+    assert stats["input/lines_read_at_stop"] <= 5_000
+    # ... and then every other line was accounted for.
+    assert len(result.rows) == total
+    assert stats["input/not_attempted"] >= total - 5_000
+
+
+@pytest.mark.timeout(60)
+@pytest_twisted.ensureDeferred
+async def test_invalid_lines_with_undecodable_bytes_keep_their_rows(
+    site: DemoSite, tmp_path: Path
+) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"bad \xff line\nftp://x/\xfe\n" + f"{site.url}/page/31\n".encode())
+    for report in ("report.csv", "report.jsonl"):
+        result = await crawl(urls, tmp_path, report=report)
+        rows = {r["line"] if isinstance(r["line"], int) else int(r["line"]): r for r in result.rows}
+        assert sorted(rows) == [1, 2, 3]
+        assert rows[1]["url"] == "bad %FF line"
+        assert rows[1]["error"].startswith("invalid_url")
+        assert rows[2]["error"].startswith("invalid_url")

@@ -61,3 +61,17 @@ def test_title_nfc() -> None:
 )
 def test_clean_text(text: str, limit: int, expected: str) -> None:
     assert clean_text(text, limit) == expected
+
+
+def test_many_decoy_end_tags_stay_linear() -> None:
+    import time
+
+    page = "<html><body>" + "<p>&lt;/title&gt; </title> text</p>" * 3000 + "</body></html>"
+    started = time.monotonic()
+    assert extract_title(page) == ""
+    assert time.monotonic() - started < 2.0  # was quadratic: minutes at this size
+
+
+def test_real_title_after_many_decoys() -> None:
+    decoys = "<!-- <title>c</title> -->" * 10
+    assert extract_title(f"<head>{decoys}<title>real</title></head>") == "real"

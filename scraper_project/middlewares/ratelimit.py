@@ -143,11 +143,17 @@ class RateLimitMiddleware:
 
     def process_request(self, request: Request, spider: Any = None) -> Request | None:
         meta = request.meta
-        if meta.pop(RESERVED_KEY, False) or meta.get("dont_ratelimit"):
+        if meta.get("dont_ratelimit"):
             return None
         engine = self.crawler.engine
         assert engine is not None
         key = engine.downloader.get_slot_key(request)
+        # A parked request's token was reserved before it was parked: it goes,
+        # unless the domain was paused since (Retry-After): then it queues again.
+        if meta.pop(RESERVED_KEY, False) and self.registry.get(key).blocked_until <= monotonic():
+            return None
+        if getattr(self.crawler.spider, "stop_reason", None) is not None:
+            return None  # stopping: the request gets its row now, not later
         delay = self.registry.reserve(key).delay
         if self.global_bucket is not None:
             delay = max(delay, self.global_bucket.reserve().delay)

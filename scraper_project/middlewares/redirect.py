@@ -7,6 +7,7 @@ from typing import Any
 from scrapy import Request
 from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
 
 # A URL may legitimately appear twice in a chain (a cookie check that
 # redirects to itself once); a third visit is a loop.
@@ -34,4 +35,10 @@ class LoopAwareRedirectMiddleware(RedirectMiddleware):
             visits = chain.count(target) + (target == request.url)
             if visits >= MAX_VISITS:
                 raise IgnoreRequest(f"redirect loop: {request.url} -> {target}")
+        if "download_slot" in redirected.meta and urlparse_cached(redirected).hostname != (
+            urlparse_cached(request).hostname
+        ):
+            # Scrapy stores the first host's slot in meta and the copy keeps
+            # it: a hop to another host must be paced (and paused) as that host.
+            del redirected.meta["download_slot"]
         return super()._redirect(redirected, request, reason)

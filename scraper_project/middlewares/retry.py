@@ -161,6 +161,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
         budget: list[int],
         retry_after: float | None,
     ) -> Request | None:
+        if getattr(self.crawler.spider, "stop_reason", None) is not None:
+            return None  # stopping: report the last outcome, do not retry
         attempts, retries = budget
         if retries >= self.budget_min + self.budget_ratio * attempts:
             self.stats.inc_value("retry/budget_exhausted")

@@ -27,18 +27,22 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import SETTINGS_PRIORITIES
+from scrapy.utils.defer import deferred_from_coro
 
 from scraper_project import logfilters
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
+from scraper_project.handlers import CANCELLED_KEY, NOT_ATTEMPTED_KEY
 from scraper_project.inputs import InputError, LineReader, check_source
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
 from scraper_project.middlewares.retry import BackoffRetryMiddleware
 from scraper_project.middlewares.timing import START_KEY
+from scraper_project.report import ReportWriter
 from scraper_project.scheduler import DelayingScheduler
+from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, extract_title
-from scraper_project.urls import InvalidURL, normalize_url
+from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -52,8 +56,6 @@ logger = logging.getLogger(__name__)
 # How long start() sleeps between capacity checks if no scheduler_empty
 # signal arrives (the engine also re-checks every 5 s on its own).
 _CAPACITY_POLL = 0.25
-# Set in request.meta on downloads this project cancels on purpose.
-CANCELLED_KEY = "pages_cancelled"
 
 
 # Settings that settings.py may take from the environment.
@@ -109,6 +111,8 @@ class PagesSpider(Spider):
         self.urls_spec = urls
         self._seen = FingerprintSet()
         self._capacity: asyncio.Future[None] | None = None
+        self.stop_reason: str | None = None
+        self._reading = False
 
     @classmethod
     def check_arguments(
@@ -187,21 +191,71 @@ class PagesSpider(Spider):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _scheduler(self) -> DelayingScheduler | None:
+        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
+        return scheduler if isinstance(scheduler, DelayingScheduler) else None
+
+    def begin_stop(self, reason: str) -> None:
+        """Stop fetching, account for everything not fetched, then close.
+
+        Called by :class:`~scraper_project.extensions.shutdown.GracefulShutdown`
+        once the downloads in progress are cancelled (their errbacks give
+        them ``cancelled`` rows). Requests waiting in the scheduler, parked or
+        not, get their rows here; lines not read yet get theirs in
+        :meth:`start`, which then closes the spider.
+        """
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        if self.crawler.stats is not None:
+            stats = live_stats(self.crawler.stats)
+            stats["input/lines_read_at_stop"] = stats.get("input/lines", 0)
+        scheduler = self._scheduler()
+        if scheduler is not None:
+            self.export_rows([self.unfinished_row(r) for r in scheduler.take_all()])
+        self._on_scheduler_empty()  # wake start() if it waits for capacity
+        engine = self.crawler.engine
+        if not self._reading and engine is not None:
+            deferred_from_coro(engine.close_spider_async(reason=reason))
+
+    def unfinished_row(self, request: Request) -> PageItem:
+        """The row of a request that never got its answer."""
+        meta = request.meta
+        retries = meta.get("retry_times", 0)
+        if retries:
+            error = format_error(
+                "cancelled", f"a retry was pending when the crawl stopped ({self.stop_reason})", 0
+            )
+        else:
+            error = self._not_attempted_error()
+        item = new_item(meta["url"], meta["line"], error)
+        item["attempts"] = retries
+        if meta.get("redirect_urls"):
+            item["final_url"] = request.url
+            item["redirects"] = len(meta["redirect_urls"])
+        return item
+
+    def export_rows(self, rows: list[PageItem], *, trusted: bool = False) -> None:
+        """Write rows straight to the report (pipelines, then feeds), without
+        a trip through the engine for each: accounting for the rest of a
+        million-line list must take seconds, not minutes."""
+        if not rows:
+            return
+        ReportWriter.for_crawler(self.crawler).write(rows, trusted=trusted)
+
     def _too_many_parked(self) -> bool:
         # Requests parked by the rate limiter or a retry backoff hold no
         # downloader slot, so needs_backout() does not see them: bound them
         # here, or a slow domain would let the whole list pile up in memory.
-        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
-        if not isinstance(scheduler, DelayingScheduler):
-            return False
-        return scheduler.delayed_count() >= self.max_parked
+        scheduler = self._scheduler()
+        return scheduler is not None and scheduler.delayed_count() >= self.max_parked
 
     async def _wait_for_capacity(self) -> None:
         assert self.crawler.engine is not None
         engine = self.crawler.engine
         loop = asyncio.get_running_loop()
         while engine.needs_backout() or self._too_many_parked():
-            if not engine.running:
+            if not engine.running or self.stop_reason is not None:
                 return
             self._capacity = waiter = loop.create_future()
             handle = loop.call_later(_CAPACITY_POLL, waiter.cancel)
@@ -215,27 +269,36 @@ class PagesSpider(Spider):
                 self._capacity = None
 
     async def start(self) -> AsyncIterator[Any]:
-        stats = self.crawler.stats
-        assert stats is not None
+        assert self.crawler.stats is not None
+        stats = live_stats(self.crawler.stats)
         reader = LineReader(self.urls_spec, timeout=self.list_timeout)
         seen = self._seen
         max_length = self.url_max_length
+        accounted: list[PageItem] = []  # rows written directly while stopping
+        self._reading = True
         try:
             async for batch in reader.batches():
-                stats.inc_value("input/lines", len(batch))
+                if accounted:
+                    self.export_rows(accounted, trusted=True)
+                    accounted = []
+                inc(stats, "input/lines", len(batch))
                 for lineno, text in batch:
                     try:
                         url = normalize_url(text, max_length)
                     except InvalidURL as exc:
-                        stats.inc_value("input/invalid")
-                        yield new_item(
-                            clean_text(text, max_length or 0),
+                        inc(stats, "input/invalid")
+                        row = new_item(
+                            clean_text(escape_surrogates(text), max_length or 0),
                             lineno,
-                            format_error("invalid_url", str(exc)),
+                            format_error("invalid_url", str(exc), 0),
                         )
+                        if self.stop_reason is None:
+                            yield row
+                        else:
+                            accounted.append(row)
                         continue
                     if not seen.add(fingerprint(url)):
-                        stats.inc_value("input/duplicates")
+                        inc(stats, "input/duplicates")
                         if self.log_duplicates:
                             logger.info(
                                 "Duplicate URL on line %(line)d: %(url)s",
@@ -243,8 +306,13 @@ class PagesSpider(Spider):
                                 extra={"line": lineno, "url": url},
                             )
                         continue
-                    stats.inc_value("input/urls")
-                    await self._wait_for_capacity()
+                    inc(stats, "input/urls")
+                    if self.stop_reason is None:
+                        await self._wait_for_capacity()
+                    if self.stop_reason is not None:
+                        inc(stats, "input/not_attempted")
+                        accounted.append(new_item(url, lineno, self._not_attempted_error()))
+                        continue
                     yield Request(
                         url,
                         callback=self.parse,
@@ -254,8 +322,16 @@ class PagesSpider(Spider):
                     )
         except InputError as exc:
             logger.error("%(error)s", {"error": exc}, extra={"input": self.urls_spec})
-            stats.set_value("input/error", str(exc))
+            stats["input/error"] = str(exc)
             raise CloseSpider("input_error") from None
+        finally:
+            self._reading = False
+        if self.stop_reason is not None:
+            self.export_rows(accounted, trusted=True)
+            raise CloseSpider(self.stop_reason)
+
+    def _not_attempted_error(self) -> str:
+        return format_error("not_attempted", f"the crawl stopped ({self.stop_reason}) first", 0)
 
     # -- building rows ---------------------------------------------------
 
@@ -284,18 +360,24 @@ class PagesSpider(Spider):
         request: Request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
         assert failure.value is not None
-        error_class, detail = classify(
-            failure.value,
-            maxsize=meta.get("download_maxsize", self.maxsize),
-            cancelled=bool(meta.get(CANCELLED_KEY)),
-        )
-        item = new_item(meta["url"], meta["line"], format_error(error_class, detail))
+        if meta.get(NOT_ATTEMPTED_KEY):
+            error_class, detail = "not_attempted", f"the crawl stopped ({self.stop_reason}) first"
+        elif meta.get(CANCELLED_KEY):
+            error_class = "cancelled"
+            detail = f"the crawl stopped ({self.stop_reason}) during the download"
+        else:
+            error_class, detail = classify(
+                failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
+            )
+        item = new_item(meta["url"], meta["line"], format_error(error_class, detail, 0))
         redirects = meta.get("redirect_urls", ())
         if redirects:
             item["final_url"] = request.url
             item["redirects"] = len(redirects)
         t0 = meta.get(START_KEY)
-        if t0 is not None:
+        if error_class == "not_attempted":
+            item["attempts"] = meta.get("retry_times", 0)
+        elif t0 is not None:
             item["elapsed_ms"] = round((monotonic() - t0) * 1000)
             item["attempts"] = meta.get("retry_times", 0) + 1
         return item
