@@ -14,6 +14,7 @@ what an editor shows.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import sys
 import urllib.request
@@ -99,6 +100,7 @@ class LineReader:
         self._stdin = stdin
         self._stream: IO[bytes] | None = None
         self.exhausted = False
+        self._missing = 0
 
     def _open(self) -> IO[bytes]:
         if self.spec == "-":
@@ -126,7 +128,10 @@ class LineReader:
                     break
             else:
                 self.exhausted = True
-        except OSError as exc:
+                # An http.client response cut before its Content-Length: the
+                # lines read are good, the rest is missing (raised after them).
+                self._missing = getattr(self._stream, "length", None) or 0
+        except (OSError, http.client.HTTPException) as exc:
             raise InputError(f"error while reading URL list {self.spec!r}: {exc}") from exc
         return batch
 
@@ -140,6 +145,10 @@ class LineReader:
                 batch = await loop.run_in_executor(None, self._next_batch, lines)
                 if batch:
                     yield batch
+            if self._missing:
+                raise InputError(
+                    f"URL list {self.spec} ended {self._missing} bytes early (connection lost?)"
+                )
         finally:
             self.close()
 

@@ -368,3 +368,16 @@ async def test_invalid_lines_with_undecodable_bytes_keep_their_rows(
         assert rows[1]["url"] == "bad %FF line"
         assert rows[1]["error"].startswith("invalid_url")
         assert rows[2]["error"].startswith("invalid_url")
+
+
+@pytest.mark.timeout(60)
+@pytest_twisted.ensureDeferred
+async def test_truncated_remote_list_fails_visibly(site: DemoSite, tmp_path: Path) -> None:
+    body = "".join(f"{site.url}/page/{i}\n" for i in range(3)).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n"
+    with RawServer(responses={"/list.txt": head + body}) as server:
+        result = await crawl(f"{server.url}/list.txt", tmp_path)
+    assert result.stats["finish_reason"] == "input_error"
+    assert "ended" in result.stats["input/error"]
+    # The lines that did arrive are still reported.
+    assert sorted(r["title"] for r in result.rows) == ["Page 0", "Page 1", "Page 2"]

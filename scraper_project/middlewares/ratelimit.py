@@ -20,7 +20,8 @@ Settings (``RATELIMIT_*``):
 - ``RATELIMIT_GLOBAL_RATE`` (float, ``0`` = none) and ``RATELIMIT_GLOBAL_BURST``
 - ``RATELIMIT_MAX_BUCKETS`` (int, ``10000``): per-domain buckets kept at once
 
-Meta: ``dont_ratelimit``. Stats: ``ratelimit/delayed``,
+Meta: ``dont_ratelimit``. Requests without a callback (robots.txt, fetched
+once per host through ``engine.download()``) are not paced. Stats: ``ratelimit/delayed``,
 ``ratelimit/wait_seconds``, ``ratelimit/max_wait_seconds``.
 """
 
@@ -33,6 +34,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured, UsageError
+from scrapy.http.request import NO_CALLBACK
 
 from scraper_project.ratelimit import INF, BucketRegistry, TokenBucket
 from scraper_project.scheduler import NOT_BEFORE_KEY, DelayingScheduler
@@ -143,7 +145,9 @@ class RateLimitMiddleware:
 
     def process_request(self, request: Request, spider: Any = None) -> Request | None:
         meta = request.meta
-        if meta.get("dont_ratelimit"):
+        if meta.get("dont_ratelimit") or request.callback is NO_CALLBACK:
+            # NO_CALLBACK: robots.txt and other engine.download() requests,
+            # which Scrapy re-sends at once instead of scheduling: not paced.
             return None
         engine = self.crawler.engine
         assert engine is not None
