@@ -17,7 +17,8 @@ from scrapy.exceptions import DropItem
 from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
 from scrapy.extensions.feedexport import FeedExporter
 
-from scraper_project.items import FIELDS
+from scraper_project.items import FIELDS, new_item
+from scraper_project.stats import inc, live_stats
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -86,6 +87,45 @@ class ReportWriter:
         except (RuntimeError, AttributeError):
             pipelines = []
         return cls(pipelines, feed_slots(crawler), crawler)
+
+    def write_not_attempted(self, entries: list[tuple[str, int]], error: str) -> None:
+        """``not_attempted`` rows for ``(url, line)`` pairs of lines the spider
+        read after the crawl stopped (already normalised and deduplicated).
+
+        The bulk path of a stop: hundreds of thousands of rows that differ
+        only in url and line. Rows are built as dicts only for exporters
+        without a fast path."""
+        template = new_item("", 0, error)
+        for slot in self.slots:
+            if not getattr(slot, "_exporting", False):
+                slot.start_exporting()
+            exporter = slot.exporter
+            if (
+                type(exporter) is CsvItemExporter
+                and not exporter._headers_not_written
+                and (list(exporter.fields_to_export or ()) == list(FIELDS))
+            ):
+                values = ["" if template[f] is None else template[f] for f in FIELDS]  # type: ignore[literal-required]
+                url_at, line_at = FIELDS.index("url"), FIELDS.index("line")
+                writerow = exporter.csv_writer.writerow
+                for url, line in entries:
+                    values[url_at] = url
+                    values[line_at] = line
+                    writerow(values)
+            else:
+                if id(exporter) not in self._fast:
+                    self._fast[id(exporter)] = _fast_exporter(exporter)
+                write = self._fast[id(exporter)] or exporter.export_item
+                for url, line in entries:
+                    write({**template, "url": url, "line": line})
+            slot.itemcount += len(entries)
+        stats = self.crawler.stats
+        if stats is not None:
+            data = live_stats(stats)
+            inc(data, "report/accounted_directly", len(entries))
+            if self.counters:  # what ValidationPipeline.count does, in bulk
+                inc(data, "report/rows", len(entries))
+                inc(data, f"report/error/{error.split(':', 1)[0]}", len(entries))
 
     def write(self, rows: Iterable[Any], *, trusted: bool = False) -> int:
         """Write ``rows``; return how many reached the report.

@@ -56,3 +56,40 @@ def test_no_fast_path_for_other_exporters() -> None:
 
     exporter = JsonItemExporter(io.BytesIO(), fields_to_export=list(FIELDS))
     assert _fast_exporter(exporter) is None
+
+
+class _Slot:
+    def __init__(self, exporter: BaseItemExporter) -> None:
+        self.exporter = exporter
+        self._exporting = True
+        self.itemcount = 0
+
+
+class _NoStats:
+    stats = None
+
+
+@pytest.mark.parametrize("cls", [CsvItemExporter, JsonLinesItemExporter])
+def test_bulk_not_attempted_rows_match_the_exporter(cls: type[BaseItemExporter]) -> None:
+    from scraper_project.report import ReportWriter
+
+    entries = [("http://a.test/1", 7), ('http://a.test/"2",', 9)]
+    error = "not_attempted: the crawl stopped (shutdown) first"
+    outputs = []
+    for bulk in (True, False):
+        out = _Kept()
+        exporter = cls(out, fields_to_export=list(FIELDS))
+        exporter.start_exporting()
+        exporter.export_item(dict(ROWS[1]))
+        slot = _Slot(exporter)
+        writer = ReportWriter([], [slot], _NoStats())  # type: ignore[arg-type]
+        if bulk:
+            writer.write_not_attempted(entries, error)
+        else:
+            for url, line in entries:
+                exporter.export_item(dict(new_item(url, line, error)))
+        exporter.finish_exporting()
+        outputs.append(out.value or out.getvalue())
+        if bulk:
+            assert slot.itemcount == 2
+    assert outputs[0] == outputs[1]

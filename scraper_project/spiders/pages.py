@@ -275,12 +275,13 @@ class PagesSpider(Spider):
         seen = self._seen
         max_length = self.url_max_length
         accounted: list[PageItem] = []  # rows written directly while stopping
+        unread: list[tuple[str, int]] = []  # (url, line) of not_attempted lines
         self._reading = True
         try:
             async for batch in reader.batches():
-                if accounted:
-                    self.export_rows(accounted, trusted=True)
-                    accounted = []
+                if accounted or unread:
+                    self._export_accounting(accounted, unread)
+                    accounted, unread = [], []
                 inc(stats, "input/lines", len(batch))
                 for lineno, text in batch:
                     try:
@@ -310,8 +311,7 @@ class PagesSpider(Spider):
                     if self.stop_reason is None:
                         await self._wait_for_capacity()
                     if self.stop_reason is not None:
-                        inc(stats, "input/not_attempted")
-                        accounted.append(new_item(url, lineno, self._not_attempted_error()))
+                        unread.append((url, lineno))
                         continue
                     yield Request(
                         url,
@@ -327,8 +327,17 @@ class PagesSpider(Spider):
         finally:
             self._reading = False
         if self.stop_reason is not None:
-            self.export_rows(accounted, trusted=True)
+            self._export_accounting(accounted, unread)
             raise CloseSpider(self.stop_reason)
+
+    def _export_accounting(self, rows: list[PageItem], unread: list[tuple[str, int]]) -> None:
+        writer = ReportWriter.for_crawler(self.crawler)
+        if rows:
+            writer.write(rows, trusted=True)
+        if unread:
+            assert self.crawler.stats is not None
+            inc(live_stats(self.crawler.stats), "input/not_attempted", len(unread))
+            writer.write_not_attempted(unread, self._not_attempted_error())
 
     def _not_attempted_error(self) -> str:
         return format_error("not_attempted", f"the crawl stopped ({self.stop_reason}) first", 0)
