@@ -36,14 +36,24 @@ def is_remote(spec: str) -> bool:
     return spec.lower().startswith(("http://", "https://"))
 
 
-def check_source(spec: str) -> None:
+def check_source(spec: str, *, absolute_only: bool = False) -> None:
     """Fail early, with a clear message, for a list that cannot be read.
 
     Remote lists are checked when they are opened (in the crawl).
+    ``absolute_only`` (Scrapyd jobs) refuses relative paths and stdin: they
+    would resolve in Scrapyd's working directory, not the user's.
     """
     if not spec:
         raise InputError("no URL list given: use -a urls=PATH (or - for stdin, or an http(s) URL)")
-    if spec == "-" or is_remote(spec):
+    if is_remote(spec):
+        return
+    if absolute_only and (spec == "-" or not os.path.isabs(spec)):
+        raise InputError(
+            f"URL list {spec!r} is not an absolute path or an http(s) URL: on Scrapyd, "
+            f"relative paths resolve in Scrapyd's working directory ({os.getcwd()!r}) "
+            f"and there is no stdin"
+        )
+    if spec == "-":
         return
     if not os.path.exists(spec):
         raise InputError(

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 class Command(ScrapyCrawlCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        if len(args) == 1 and self.crawler_process is not None:
+        # Not for Scrapyd jobs (they pass _job): there the spider reports the
+        # problem in the job's log and finish reason instead.
+        if len(args) == 1 and self.crawler_process is not None and "_job" not in opts.spargs:
             spidercls = self.crawler_process.spider_loader.load(args[0])
             check = getattr(spidercls, "check_arguments", None)
             if check is not None:

@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 _CAPACITY_POLL = 0.25
 
 
+class InputUsageError(UsageError):
+    """The URL list argument is unusable (missing, unreadable, relative on Scrapyd)."""
+
+
 # Settings that settings.py may take from the environment.
 _ENV_SOURCES = {
     "CONCURRENT_REQUESTS": "SCRAPER_CONCURRENCY",
@@ -129,9 +133,9 @@ class PagesSpider(Spider):
         crawls started from code. Returns the ``timeout`` argument as seconds.
         """
         try:
-            check_source(urls)
+            check_source(urls, absolute_only="_job" in _)
         except InputError as exc:
-            raise UsageError(str(exc), print_help=False) from None
+            raise InputUsageError(str(exc), print_help=False) from None
         deadline: float | None = None
         if timeout is not None:
             try:
@@ -163,10 +167,20 @@ class PagesSpider(Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PagesSpider:
         settings = crawler.settings
-        deadline = cls.check_arguments(settings, **kwargs)
+        input_problem = None
+        try:
+            deadline = cls.check_arguments(settings, **kwargs)
+        except InputUsageError as exc:
+            if "_job" not in kwargs:
+                raise
+            # A Scrapyd job (it passes _job): fail the job visibly, in its log
+            # and its finish reason, instead of dying before logging starts.
+            input_problem = str(exc)
+            deadline = None
         if deadline is not None:
             settings.set("CLOSESPIDER_TIMEOUT", deadline, priority="spider")
         spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.input_problem = input_problem
         spider.url_max_length = settings.getint("PAGES_URL_MAX_LENGTH")
         spider.title_max_length = settings.getint("PAGES_TITLE_MAX_LENGTH")
         spider.list_timeout = settings.getfloat("PAGES_LIST_TIMEOUT")
@@ -178,6 +192,7 @@ class PagesSpider(Spider):
         return spider
 
     url_max_length: int
+    input_problem: str | None
     title_max_length: int
     list_timeout: float
     log_duplicates: bool
@@ -274,6 +289,12 @@ class PagesSpider(Spider):
         reader = LineReader(self.urls_spec, timeout=self.list_timeout)
         seen = self._seen
         max_length = self.url_max_length
+        if self.input_problem is not None:
+            logger.error(
+                "%(error)s", {"error": self.input_problem}, extra={"input": self.urls_spec}
+            )
+            stats["input/error"] = self.input_problem
+            raise CloseSpider("input_error")
         accounted: list[PageItem] = []  # rows written directly while stopping
         unread: list[tuple[str, int]] = []  # (url, line) of not_attempted lines
         self._reading = True
