@@ -25,6 +25,7 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web import _newclient
 
+from scraper_project.resolver import BlockedAddressError
 from scraper_project.title import clean_text
 
 # Twisted's private marker for a body cut short.
@@ -48,6 +49,7 @@ ERROR_CLASSES: Final = (
     "redirect_loop",
     "too_many_redirects",
     "robots_forbidden",
+    "blocked_address",
     "cancelled",
     "not_attempted",
     "error",
@@ -55,6 +57,7 @@ ERROR_CLASSES: Final = (
 
 # Order matters: the first matching type wins.
 _BY_TYPE: Final[tuple[tuple[tuple[type[BaseException], ...], str], ...]] = (
+    ((BlockedAddressError,), "blocked_address"),
     ((CannotResolveHostError, txerror.DNSLookupError), "dns_error"),
     (
         (DownloadConnectionRefusedError, txerror.ConnectionRefusedError),
@@ -128,6 +131,8 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
             return "redirect_loop", message
         if "max redirections" in lowered:
             return "too_many_redirects", message
+        if "download_maxsize" in lowered:  # HttpCompressionMiddleware: a bomb
+            return "too_large", message
         return "error", message or "request ignored"
     causes = _causes(exc)
     innermost = causes[-1]

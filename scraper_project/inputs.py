@@ -71,10 +71,10 @@ def clean_line(raw: bytes, first: bool) -> str:
     if first and raw.startswith(_BOM):
         raw = raw[3:]
     text = raw.decode("utf-8", "surrogateescape").strip()
-    if not text or text[0] == "#":
-        return ""
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
         text = text[1:-1].strip()
+    if not text or text[0] == "#":
+        return ""
     return text
 
 

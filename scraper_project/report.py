@@ -13,12 +13,13 @@ import csv
 import inspect
 import io
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from scrapy.exceptions import DropItem
 from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
 from scrapy.extensions.feedexport import FeedExporter
 
+from scraper_project.exporters import SafeCsvItemExporter, neutralise
 from scraper_project.items import FIELDS, new_item
 from scraper_project.stats import inc, live_stats
 
@@ -30,18 +31,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+_CSV_EXPORTERS: Final = (CsvItemExporter, SafeCsvItemExporter)
+
+
 def _fast_exporter(exporter: Any) -> Callable[[dict[str, Any]], None] | None:
     """A cheaper ``export_item`` for this project's rows (flat dicts of str,
     int and None in report order), writing exactly what Scrapy's CSV and
     JSON-lines exporters write (tested), or ``None`` to use the exporter."""
     fields = list(FIELDS)
-    if type(exporter) is CsvItemExporter and list(exporter.fields_to_export or ()) == fields:
+    if type(exporter) in _CSV_EXPORTERS and list(exporter.fields_to_export or ()) == fields:
         if exporter._headers_not_written:
             return None  # the first row writes the header: use the exporter
         writerow = exporter.csv_writer.writerow
+        safe = isinstance(exporter, SafeCsvItemExporter)
 
         def csv_row(item: dict[str, Any]) -> None:
-            writerow(["" if item[f] is None else item[f] for f in fields])
+            cells = ["" if item[f] is None else item[f] for f in fields]
+            if safe:
+                cells = [neutralise(c) if isinstance(c, str) else c for c in cells]
+            writerow(cells)
 
         return csv_row
     if type(exporter) is JsonLinesItemExporter and list(exporter.fields_to_export or ()) == fields:
@@ -103,11 +111,13 @@ class ReportWriter:
                 slot.start_exporting()
             exporter = slot.exporter
             if (
-                type(exporter) is CsvItemExporter
+                type(exporter) in _CSV_EXPORTERS
                 and not exporter._headers_not_written
                 and (list(exporter.fields_to_export or ()) == list(FIELDS))
             ):
                 values = ["" if template[f] is None else template[f] for f in FIELDS]  # type: ignore[literal-required]
+                if isinstance(exporter, SafeCsvItemExporter):
+                    values = [neutralise(v) if isinstance(v, str) else v for v in values]
                 url_at, line_at = FIELDS.index("url"), FIELDS.index("line")
                 # One write of the whole batch: the exporter's stream writes
                 # through on every row, which costs more than the CSV itself.
@@ -126,10 +136,12 @@ class ReportWriter:
                 write = buffer.write
                 simple = url_at == 0 and line_at == len(values) - 1
                 for url, line in entries:
-                    if simple and not any(c in url for c in special):
+                    # Normalised URLs start with "http"; anything else takes
+                    # the csv module's path, neutralised.
+                    if simple and url.startswith("http") and not any(c in url for c in special):
                         write(f"{head}{url}{middle}{line}{end}")
                     else:
-                        values[url_at], values[line_at] = url, line
+                        values[url_at], values[line_at] = neutralise(url), line
                         writerow(values)
                 exporter.stream.write(buffer.getvalue())
             else:

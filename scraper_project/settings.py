@@ -47,6 +47,8 @@ FAKEUSERAGENT_PROVIDERS = ["scraper_project.middlewares.useragent.WeightedUserAg
 # -- the report ---------------------------------------------------------------
 FEED_EXPORT_FIELDS = list(FIELDS)
 FEED_EXPORT_ENCODING = "utf-8"
+# CSV cells that a spreadsheet would run as formulas get a leading "'".
+FEED_EXPORTERS = {"csv": "scraper_project.exporters.SafeCsvItemExporter"}
 # Every status is a row: 4xx/5xx reach the spider instead of being filtered.
 HTTPERROR_ALLOW_ALL = True
 # Report HTTP redirects, not <meta refresh> (which would cost a body scan).
@@ -79,6 +81,11 @@ RATELIMIT_MAX_BUCKETS = 10_000
 TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
 RESOLVE_HOSTS: dict[str, str] = {}  # {"name": "ip"}, like curl --resolve
 RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
+# SSRF guard for shared deployments: refuse loopback, private, link-local
+# (cloud metadata) and other non-global addresses, after DNS and on every
+# redirect hop (blocked_address rows). Off by default so local use works.
+PAGES_BLOCK_PRIVATE_ADDRESSES = False
+PAGES_ALLOWED_ADDRESSES: list[str] = []  # IPs/networks exempt from the guard
 
 # -- retries (middlewares/retry.py) ------------------------------------------
 RETRY_ENABLED = True
@@ -144,3 +151,29 @@ EXTENSIONS = {
 }
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = os.environ.get("SCRAPER_LOG_LEVEL", "INFO")
+
+# -- observability (scraper_project/observability/) ---------------------------
+# Imported here, not at the top, to keep this block self-contained.
+from scraper_project.observability import jsonlog  # noqa: E402
+from scraper_project.observability.config import env_flag  # noqa: E402
+
+# One JSON object per log line (stderr and LOG_FILE), Scrapy's own included.
+# settings.py is imported before `scrapy crawl` configures logging: install()
+# wraps Scrapy's root-handler factory so that it can honour this setting.
+PAGES_LOG_JSON = env_flag("SCRAPER_LOG_JSON")
+jsonlog.install()
+PAGES_URL_LOG_LEVEL = "DEBUG"  # one event per finished URL; "OFF" for none
+PAGES_LATENCY_SAMPLES = 100_000  # latencies kept for percentiles (4 bytes each)
+PAGES_STATS_FILE = ""  # final stats as JSON; %(name)s, %(time)s, spider attrs
+PAGES_PROMETHEUS_ENABLED = False  # /metrics during the crawl
+PAGES_PROMETHEUS_HOST = "127.0.0.1"
+PAGES_PROMETHEUS_PORT = 0  # 0 = a free port (its URL is logged)
+PAGES_PROGRESS = "auto"  # bar on a terminal: auto | on | off
+PAGES_PROGRESS_INTERVAL = 10.0  # seconds between progress log lines without a bar; 0 = none
+# Memory debugging and a telnet console on 127.0.0.1 (observability/addon.py).
+PAGES_DEBUG = env_flag("SCRAPER_DEBUG")
+ADDONS = {"scraper_project.observability.addon.DebugAddon": 0}
+EXTENSIONS["scraper_project.observability.extension.SummaryExtension"] = 100
+EXTENSIONS["scraper_project.observability.progress.ProgressExtension"] = 90  # bar closed first
+EXTENSIONS["scraper_project.observability.prometheus.PrometheusExtension"] = 100
+ITEM_PIPELINES["scraper_project.observability.pipeline.ObservabilityPipeline"] = 300

@@ -23,7 +23,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 __all__ = ["MAX_TITLE_LENGTH", "clean_text", "extract_title"]
 
 MAX_TITLE_LENGTH: Final = 512
-_END_TAG: Final = re.compile(r"</title", re.IGNORECASE)
+# An end tag is "</title" followed by whitespace, "/" or ">" (HTML tokenizer);
+# "</titlex" is text.
+_END_TAG: Final = re.compile(r"</title(?=[\t\n\f\r />])", re.IGNORECASE)
 _START_TAG: Final = re.compile(r"<title", re.IGNORECASE)
 _MAX_PREFIX_TRIES: Final = 4
 _FOREIGN: Final = frozenset({"svg", "math"})

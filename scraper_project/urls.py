@@ -13,6 +13,7 @@ returns:
 - the fragment is dropped (it is never sent to the server);
 - percent-encodings of unreserved characters are decoded (``%7E`` -> ``~``)
   and the remaining escapes get upper-case hex digits;
+- credentials (``user:password@``) are replaced by ``***@``: never echoed;
 - characters that may not appear raw in a URL (spaces, non-ASCII) are
   percent-encoded as UTF-8, the way browsers send them;
 - dot segments are removed and an empty path becomes ``/``.
@@ -30,7 +31,15 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from w3lib.url import safe_url_string
 
-__all__ = ["DEFAULT_PORTS", "MAX_URL_LENGTH", "InvalidURL", "escape_surrogates", "normalize_url"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "MAX_URL_LENGTH",
+    "REDACTED_USERINFO",
+    "InvalidURL",
+    "escape_surrogates",
+    "normalize_url",
+    "request_url",
+]
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 MAX_URL_LENGTH: Final = 2083  # the de-facto limit of browsers and Scrapy
@@ -50,10 +59,23 @@ _CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f]")
 # scheme and host, no escapes, no fragment, no dot segments, no userinfo.
 _FAST_RE: Final = re.compile(
     r"(https?)://([a-z0-9](?:[a-z0-9.\-]{0,251}[a-z0-9])?)(?::([0-9]{1,5}))?"
-    r"(/[A-Za-z0-9\-_~!$&'()*+,;=:@/.]*)?(\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?"
+    r"(/[A-Za-z0-9\-_~!$&()*+,;=:@/.]*)?(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?]*)?"
 )
 _DOT_SEGMENT_RE: Final = re.compile(r"/\.\.?(?:/|$)")
 _GOOD_IPV4: set[str] = set()  # canonical dotted quads seen (lists repeat hosts)
+
+
+REDACTED_USERINFO: Final = "***@"
+
+
+def request_url(url: str) -> str:
+    """The URL to fetch for a normalised ``url``: without its (redacted)
+    userinfo."""
+    if REDACTED_USERINFO not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    return f"{scheme}://{netloc.removeprefix(REDACTED_USERINFO)}{slash}{tail}"
 
 
 class InvalidURL(ValueError):
@@ -156,6 +178,9 @@ def normalize_url(raw: str, max_length: int = MAX_URL_LENGTH) -> str:
     if "\\" in rest.split("?", 1)[0].split("#", 1)[0]:
         # Browsers treat backslashes as slashes; servers do not. Refuse to guess.
         raise InvalidURL("backslash in URL")
+    hostport = re.split("[/?#]", rest[2:], maxsplit=1)[0].rpartition("@")[2]
+    if hostport.startswith("[") and ":" not in hostport.partition("]")[0]:
+        raise InvalidURL("invalid IPv6 address")  # [v1.x] (IPvFuture) or garbage
     if _SURROGATE_RE.search(raw):
         raw = _SURROGATE_RE.sub(_escape_surrogate, raw)
     raw = _BAD_PCT_RE.sub("%25", raw)
@@ -182,6 +207,8 @@ def _fast_path(raw: str, match: re.Match[str], max_length: int) -> str | None:
     scheme, host, port, path, query = match.groups()
     if ".." in host or (path and _DOT_SEGMENT_RE.search(path)) or host.startswith("xn--"):
         return None
+    if len(host) > 63 and any(len(label) > 63 for label in host.split(".")):
+        return None  # the general path rejects it
     if host[-1].isdigit() and host not in _GOOD_IPV4:  # IPv4, or not a host name
         parts = host.split(".")
         if len(parts) != 4 or not all(
@@ -213,15 +240,21 @@ def _port_text(rest: str) -> str:
 def _rebuild(parts: SplitResult, scheme: str, port: int | None, max_length: int) -> str:
     netloc = parts.netloc
     if "@" in netloc:
+        # Credentials are never echoed (reports, logs); nor are they sent:
+        # the crawler does no HTTP auth from URLs.
         userinfo, _, hostport = netloc.rpartition("@")
-        userinfo += "@"
+        userinfo = REDACTED_USERINFO
     else:
         userinfo, hostport = "", netloc
     host = (parts.hostname or "").lower()
     if not host:
         raise InvalidURL("missing host")
-    if ":" in host:  # urlsplit strips the brackets of IPv6 literals
+    if hostport.startswith("["):  # urlsplit strips the brackets of IP literals
+        if ":" not in host:  # [v1.x] (IPvFuture) or garbage: not fetchable
+            raise InvalidURL("invalid IPv6 address")
         host = f"[{host}]"
+    elif ":" in host:
+        raise InvalidURL(f"invalid host {host!r}")
     if hostport.endswith(":"):  # "http://host:/" is the default port
         port = None
     if port == 0:

@@ -27,7 +27,8 @@ NORMALISED = [
     ("http://host:/x", "http://host/x"),
     ("http://example.com/100%", "http://example.com/100%25"),
     ("http://example.com/caf\udce9", "http://example.com/caf%E9"),
-    ("http://user:pw@example.com/", "http://user:pw@example.com/"),
+    ("http://user:pw@example.com/", "http://***@example.com/"),
+    ("https://token@example.com:8443/a", "https://***@example.com:8443/a"),
     ("http://example.com./", "http://example.com./"),
 ]
 
@@ -99,3 +100,17 @@ def test_length_limit() -> None:
     with pytest.raises(InvalidURL, match="longer than 2083"):
         normalize_url(url)
     assert normalize_url(url, max_length=0) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "fetched"),
+    [
+        ("http://***@example.com/a/@b", "http://example.com/a/@b"),
+        ("http://example.com/***@x", "http://example.com/***@x"),
+        ("http://example.com", "http://example.com"),
+    ],
+)
+def test_request_url_drops_redacted_userinfo(url: str, fetched: str) -> None:
+    from scraper_project.urls import request_url
+
+    assert request_url(url) == fetched

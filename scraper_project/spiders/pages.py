@@ -28,6 +28,7 @@ from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
 from scraper_project.dedupe import FingerprintSet, fingerprint
@@ -38,11 +39,13 @@ from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
 from scraper_project.middlewares.retry import BackoffRetryMiddleware
 from scraper_project.middlewares.timing import START_KEY
+from scraper_project.observability import ObservabilityConfig
 from scraper_project.report import ReportWriter
+from scraper_project.resolver import blocked_reason
 from scraper_project.scheduler import DelayingScheduler
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, extract_title
-from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url
+from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -162,6 +165,7 @@ class PagesSpider(Spider):
             RateLimitMiddleware.buckets_from_settings(settings)
         if settings.getbool("RETRY_ENABLED"):
             BackoffRetryMiddleware.config_from_settings(settings)
+        ObservabilityConfig.from_settings(settings)
         return deadline
 
     @classmethod
@@ -335,7 +339,7 @@ class PagesSpider(Spider):
                         unread.append((url, lineno))
                         continue
                     yield Request(
-                        url,
+                        request_url(url),
                         callback=self.parse,
                         errback=self.on_error,
                         dont_filter=True,
@@ -399,6 +403,10 @@ class PagesSpider(Spider):
             error_class, detail = classify(
                 failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
             )
+            if error_class == "dns_error":
+                reason = blocked_reason(urlparse_cached(request).hostname or "")
+                if reason is not None:
+                    error_class, detail = "blocked_address", reason
         item = new_item(meta["url"], meta["line"], format_error(error_class, detail, 0))
         redirects = meta.get("redirect_urls", ())
         if redirects:
