@@ -17,6 +17,7 @@ LINES = [
         [(3, "http://a/"), (6, "http://b/")],
     ),
     (b'"http://a/"\n', [(1, "http://a/")]),
+    (b'"#quoted comment"\n"  "\n', []),
     (b"http://a/caf\xe9\nhttp://b/\n", [(1, "http://a/caf\udce9"), (2, "http://b/")]),
     (b"\xff\xfehttp://a/\n", [(1, "\udcff\udcfehttp://a/")]),
     (b"", []),

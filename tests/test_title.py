@@ -27,6 +27,8 @@ TITLES = [
     ("<body><textarea><title>text</title></textarea></body>", ""),
     ("<body><title>in body</title></body>", "in body"),
     ("<title>a</b>c</title>", "a</b>c"),
+    ("<title>a</titlex>b</title>", "a</titlex>b"),
+    ("<title>a</title\n>b", "a"),
     (
         '<head><!-- <title>C</title> --><script>var t="<title>S</title>";</script>'
         "<title> Real &amp; true\n   title </title></head><body><svg><title>SVG</title></svg>",

@@ -30,6 +30,8 @@ NORMALISED = [
     ("http://user:pw@example.com/", "http://***@example.com/"),
     ("https://token@example.com:8443/a", "https://***@example.com:8443/a"),
     ("http://example.com./", "http://example.com./"),
+    ("http://example.com/?q='x'", "http://example.com/?q=%27x%27"),
+    ("HTTP://EXAMPLE.com/?q='x'", "http://example.com/?q=%27x%27"),
 ]
 
 
@@ -82,6 +84,8 @@ INVALID = [
     ("http://a..b/", "invalid host"),
     ("http://256.1.1.1/", "invalid IPv4 address"),
     ("http://[zz]/", "invalid IPv6 address"),
+    ("http://[v1.example.com]/", "invalid IPv6 address"),
+    ("http://" + "a" * 64 + ".com/", "invalid host"),
     ("http://ex\x00ample.com/", "control characters"),
     ("http://example.com\\path", "backslash"),
     ("http://exa\udcffmple.com/", "invalid host"),

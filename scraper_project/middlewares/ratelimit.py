@@ -116,7 +116,7 @@ class RateLimitMiddleware:
     def from_crawler(cls, crawler: Crawler) -> RateLimitMiddleware:
         settings = crawler.settings
         if not settings.getbool("RATELIMIT_ENABLED"):
-            raise NotConfigured("RATELIMIT_ENABLED is off")
+            raise NotConfigured  # off on purpose: no warning
         registry, global_bucket = cls.buckets_from_settings(settings)
         scheduler = load_scheduler_class(settings)
         if not issubclass(scheduler, DelayingScheduler):

@@ -39,7 +39,7 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):  # type: ignore[mi
     def from_crawler(cls, crawler: Crawler) -> RotatingUserAgentMiddleware:
         settings = crawler.settings
         if not settings.getbool("PAGES_ROTATE_USER_AGENT"):
-            raise NotConfigured("PAGES_ROTATE_USER_AGENT is off")
+            raise NotConfigured  # off on purpose: no warning
         if (settings.getpriority("USER_AGENT") or 0) > SETTINGS_PRIORITIES["project"]:
             raise NotConfigured("USER_AGENT set for this run: sending it unchanged")
         return cls(crawler)

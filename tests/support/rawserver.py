@@ -20,6 +20,31 @@ remaining headers are skipped up to the blank line, then the path decides:
 ``/ok``         valid small HTML 200, title "Raw OK", ``Connection: close``
 other paths     404, title "Raw not found", ``Connection: close``
 
+Hostile endpoints (resource exhaustion). The bombs are 200 ``text/html``
+responses with ``Content-Length`` whose body decompresses to
+:data:`BOMB_SIZE` (100 MiB) zero bytes; each is built once, lazily, in a worker
+thread, and cached (see :func:`bomb_body`):
+
+``/bomb/gzip``     ``Content-Encoding: gzip`` (level 9, ~100 KB)
+``/bomb/deflate``  ``Content-Encoding: deflate`` (zlib format, level 9)
+``/bomb/br``       ``Content-Encoding: br`` (brotli, a few hundred bytes)
+``/bomb/zstd``     ``Content-Encoding: zstd`` (one frame, content size not
+                   declared, as a streaming server would send it)
+``/bomb/nested``   ``Content-Encoding: gzip, gzip``: gzip of the gzip bomb
+``/huge-headers``  200 with :data:`HUGE_HEADER_COUNT` header lines of
+                   :data:`HUGE_HEADER_LINE` bytes each (CRLF included), then a
+                   small HTML body (title "Huge headers")
+``/endless``       ``Transfer-Encoding: chunked`` HTML that never ends: a chunk
+                   every 10 ms until the client closes or the server stops
+                   (closed without a last chunk after :data:`ENDLESS_LIMIT` s)
+``/slow-drip``     ``Content-Length: 1000``, then one body byte per second
+                   (closed after :data:`DRIP_LIMIT` s)
+``/header-drip``   the status line, then one header line per second, never a
+                   blank line (closed after :data:`DRIP_LIMIT` s)
+
+The slow ones stop within ~50 ms of the client closing (EOF or a reset) and
+of :meth:`RawServer.stop`.
+
 Extra canned answers can be given as ``RawServer(responses={"/x": b"..."})``:
 those bytes are sent verbatim, then the connection is closed.
 """
@@ -32,7 +57,8 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -50,6 +76,86 @@ _rng = random.Random(20240501)
 GARBAGE = b"\x00\xff\xfe\x01" + bytes(_rng.randrange(256) for _ in range(252))
 
 _MAX_HEADER_LINES = 200
+
+BOMB_SIZE = 100 * 1024 * 1024  # decompressed size of every /bomb/* body
+BOMB_ENCODINGS = {
+    "gzip": "gzip",
+    "deflate": "deflate",
+    "br": "br",
+    "zstd": "zstd",
+    "nested": "gzip, gzip",
+}  # /bomb/<name> -> its Content-Encoding header
+HUGE_HEADER_COUNT = 2000
+HUGE_HEADER_LINE = 100  # bytes per header line, CRLF included
+HUGE_HEADERS_BODY = (
+    b"<!DOCTYPE html>\n<html><head><title>Huge headers</title></head><body></body></html>\n"
+)
+ENDLESS_LIMIT = 60.0  # seconds
+ENDLESS_INTERVAL = 0.01
+DRIP_LIMIT = 120.0  # seconds
+DRIP_DECLARED = 1000
+DRIP_BODY = (b"<!DOCTYPE html>\n<html><head><title>Slow drip</title></head><body>" + b"." * 1000)[
+    :DRIP_DECLARED
+]
+_POLL = 0.05  # how often slow endpoints look for a closed client / a stop
+
+_ZEROS = bytes(1024 * 1024)
+_bombs: dict[str, bytes] = {}
+_bombs_lock = threading.RLock()  # "nested" builds "gzip" inside
+
+
+def _compress_zeros(compress: Callable[[bytes], bytes], flush: Callable[[], bytes]) -> bytes:
+    """:data:`BOMB_SIZE` zero bytes through a streaming compressor (1 MiB at a time)."""
+    parts = [compress(_ZEROS) for _ in range(BOMB_SIZE // len(_ZEROS))]
+    parts.append(flush())
+    return b"".join(parts)
+
+
+def _zlib_bomb(wbits: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return _compress_zeros(compressor.compress, compressor.flush)
+
+
+def _build_bomb(name: str) -> bytes:
+    if name == "gzip":
+        return _zlib_bomb(31)  # wbits 16 + 15: gzip header and trailer
+    if name == "deflate":
+        return _zlib_bomb(15)  # zlib header and checksum (HTTP "deflate")
+    if name == "nested":
+        outer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        return outer.compress(bomb_body("gzip")) + outer.flush()
+    if name == "br":
+        import brotli
+
+        compressor = brotli.Compressor(quality=9)
+        return _compress_zeros(compressor.process, compressor.finish)
+    if name == "zstd":
+        import zstandard
+
+        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        return _compress_zeros(compressor.compress, compressor.flush)
+    raise KeyError(name)
+
+
+def bomb_body(name: str) -> bytes:
+    """The compressed body of ``/bomb/<name>`` (built on first use, then cached)."""
+    with _bombs_lock:
+        body = _bombs.get(name)
+        if body is None:
+            body = _bombs[name] = _build_bomb(name)
+        return body
+
+
+def _huge_headers_response() -> bytes:
+    lines = [b"HTTP/1.1 200 OK\r\n"]
+    for i in range(HUGE_HEADER_COUNT):
+        prefix = b"X-Filler-%04d: " % i
+        lines.append(prefix + b"x" * (HUGE_HEADER_LINE - len(prefix) - 2) + b"\r\n")
+    lines.append(
+        b"Content-Type: text/html; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(HUGE_HEADERS_BODY)
+    )
+    return b"".join(lines) + HUGE_HEADERS_BODY
 
 
 def _response(status: str, body: bytes, content_type: bytes = b"text/html") -> bytes:
@@ -176,17 +282,39 @@ class RawServer:
             await self._stop_event.wait()
         finally:
             server.close()
-            # Aborting the transports ends pending reads (EOF); cancel the
-            # handlers only if some are still busy after that.
+            await self._close_connections()
+            await server.wait_closed()
+
+    async def _close_connections(self, timeout: float = 2.0) -> None:
+        """Abort every connection and wait for the handlers; cancel the ones
+        still busy after ``timeout``.
+
+        Connections accepted just before the stop may not have a running
+        handler yet: all the loop's tasks are waited for (a late handler sees
+        the stop and aborts at once), and writers that appear meanwhile are
+        aborted too.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        current = asyncio.current_task()
+        while True:
+            # Aborting the transports ends pending reads (EOF).
             for writer in list(self._writers):
                 writer.transport.abort()
-            tasks = list(self._tasks)
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=2.0)
-                for task in pending:
+            others = asyncio.all_tasks() - {current}
+            if not others:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                for task in others:
                     task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-            await server.wait_closed()
+                await asyncio.gather(*others, return_exceptions=True)
+                break
+            await asyncio.wait(others, timeout=min(remaining, _POLL))
+        # Let the transports' connection_lost callbacks (which close the
+        # sockets) run before the loop stops.
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -194,6 +322,9 @@ class RawServer:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
+            if self._stop_event is not None and self._stop_event.is_set():
+                writer.transport.abort()  # accepted while stopping
+                return
             await self._serve_one(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass  # client went away or sent an over-long line
@@ -246,6 +377,25 @@ class RawServer:
         elif path == "/hang":
             while await reader.read(65536):
                 pass  # until the client closes (or stop() cancels us)
+        elif path.startswith("/bomb/") and path[6:] in BOMB_ENCODINGS:
+            name = path[6:]
+            body = await asyncio.get_running_loop().run_in_executor(None, bomb_body, name)
+            head = (
+                b"HTTP/1.1 200 OK\r\n"
+                b"Content-Type: text/html\r\n"
+                b"Content-Encoding: " + BOMB_ENCODINGS[name].encode("ascii") + b"\r\n"
+                b"Content-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % len(body)
+            )
+            await self._send_and_close(writer, head if method == "HEAD" else head + body)
+        elif path == "/huge-headers":
+            await self._send_and_close(writer, _huge_headers_response())
+        elif path == "/endless":
+            await self._endless(reader, writer)
+        elif path == "/slow-drip":
+            await self._slow_drip(reader, writer)
+        elif path == "/header-drip":
+            await self._header_drip(reader, writer)
         elif path == "/ok":
             data = _response("200 OK", OK_BODY)
             if method == "HEAD":
@@ -253,6 +403,92 @@ class RawServer:
             await self._send_and_close(writer, data)
         else:
             await self._send_and_close(writer, _response("404 Not Found", NOT_FOUND_BODY))
+
+    # -- slow endpoints ------------------------------------------------------
+
+    def _gone(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """The client closed (EOF or reset) or the server is stopping."""
+        return (
+            (self._stop_event is not None and self._stop_event.is_set())
+            or reader.at_eof()
+            or writer.transport.is_closing()
+        )
+
+    async def _pause(
+        self, seconds: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Wait ``seconds``; ``False`` (early) if the client or the server is gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._gone(reader, writer):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return True
+            await asyncio.sleep(min(remaining, _POLL))
+        return False
+
+    async def _trickle(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pieces: Callable[[int], bytes | None],
+        interval: float,
+        limit: float,
+    ) -> None:
+        """Send ``pieces(0)``, ``pieces(1)``... every ``interval`` seconds until
+        it returns ``None``, the client or the server is gone, or ``limit``
+        seconds have passed; then close the connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        n = 0
+        while loop.time() < deadline:
+            piece = pieces(n)
+            if piece is None:
+                break
+            writer.write(piece)
+            await writer.drain()
+            n += 1
+            if not await self._pause(interval, reader, writer):
+                break
+        writer.transport.close()
+
+    async def _endless(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (
+            b"HTTP/1.1 200 OK\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        start = b"<!DOCTYPE html>\n<html><head><title>Endless</title></head><body>\n"
+
+        def chunk(n: int) -> bytes:
+            data = start if n == 0 else b"<p>chunk %d</p>\n" % n
+            return (head if n == 0 else b"") + b"%x\r\n%s\r\n" % (len(data), data)
+
+        await self._trickle(reader, writer, chunk, ENDLESS_INTERVAL, ENDLESS_LIMIT)
+
+    async def _slow_drip(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (
+            b"HTTP/1.1 200 OK\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % DRIP_DECLARED
+        )
+
+        def byte(n: int) -> bytes | None:
+            if n >= len(DRIP_BODY):
+                return None
+            return (head if n == 0 else b"") + DRIP_BODY[n : n + 1]
+
+        await self._trickle(reader, writer, byte, 1.0, DRIP_LIMIT)
+
+    async def _header_drip(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        def header(n: int) -> bytes:
+            line = b"X-Drip-%d: %d\r\n" % (n, n)
+            return (b"HTTP/1.1 200 OK\r\n" if n == 0 else b"") + line
+
+        await self._trickle(reader, writer, header, 1.0, DRIP_LIMIT)
 
     @staticmethod
     async def _send_and_close(writer: asyncio.StreamWriter, data: bytes) -> None:
