@@ -13,6 +13,7 @@ import csv
 import inspect
 import io
 import logging
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from scrapy.exceptions import DropItem
@@ -130,7 +131,11 @@ class ReportWriter:
                 head, _, rest = probe.getvalue().partition("\x00URL\x00")
                 middle = rest[: rest.rindex("0")]  # the cells between url and line
                 end = dialect.lineterminator
-                special = (dialect.delimiter, dialect.quotechar or '"', "\n", "\r", " ")
+                special = re.compile(
+                    "["
+                    + re.escape(f"{dialect.delimiter}{dialect.quotechar or chr(34)}")
+                    + "\\n\\r ]"
+                ).search
                 buffer = io.StringIO()
                 writerow = csv.writer(buffer, dialect=dialect).writerow
                 write = buffer.write
@@ -138,7 +143,7 @@ class ReportWriter:
                 for url, line in entries:
                     # Normalised URLs start with "http"; anything else takes
                     # the csv module's path, neutralised.
-                    if simple and url.startswith("http") and not any(c in url for c in special):
+                    if simple and url.startswith("http") and special(url) is None:
                         write(f"{head}{url}{middle}{line}{end}")
                     else:
                         values[url_at], values[line_at] = neutralise(url), line

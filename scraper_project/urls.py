@@ -62,7 +62,10 @@ _FAST_RE: Final = re.compile(
     r"(/[A-Za-z0-9\-_~!$&()*+,;=:@/.]*)?(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?]*)?"
 )
 _DOT_SEGMENT_RE: Final = re.compile(r"/\.\.?(?:/|$)")
-_GOOD_IPV4: set[str] = set()  # canonical dotted quads seen (lists repeat hosts)
+# Origins (scheme, host, port) already checked by the fast path: lists repeat
+# hosts, so most lines skip the host checks.
+_FAST_ORIGINS: dict[tuple[str, str, str | None], str] = {}
+_FAST_ORIGINS_MAX = 4096
 
 
 REDACTED_USERINFO: Final = "***@"
@@ -205,31 +208,45 @@ def _fast_path(raw: str, match: re.Match[str], max_length: int) -> str | None:
     """``raw`` normalised, for a URL that needs at most a slash or a default
     port removed; ``None`` sends it down the general path."""
     scheme, host, port, path, query = match.groups()
-    if ".." in host or (path and _DOT_SEGMENT_RE.search(path)) or host.startswith("xn--"):
+    origin_key = (scheme, host, port)
+    origin = _FAST_ORIGINS.get(origin_key)
+    if origin is None:
+        origin = _fast_origin(scheme, host, port)
+        if origin is None:
+            return None
+        if len(_FAST_ORIGINS) >= _FAST_ORIGINS_MAX:
+            _FAST_ORIGINS.clear()
+        _FAST_ORIGINS[origin_key] = origin
+    if path and _DOT_SEGMENT_RE.search(path):
         return None
-    if len(host) > 63 and any(len(label) > 63 for label in host.split(".")):
-        return None  # the general path rejects it
-    if host[-1].isdigit() and host not in _GOOD_IPV4:  # IPv4, or not a host name
-        parts = host.split(".")
-        if len(parts) != 4 or not all(
-            p.isdigit() and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
-        ):
-            return None
-        if len(_GOOD_IPV4) < 1024:
-            _GOOD_IPV4.add(host)
-    if port is not None:
-        number = int(port)
-        if number == 0 or number > 65535 or port[0] == "0":
-            return None
-        netloc = host if number == DEFAULT_PORTS[scheme] else f"{host}:{number}"
-    else:
-        netloc = host
-    url = f"{scheme}://{netloc}{path or '/'}{query or ''}"
+    url = f"{origin}{path or '/'}{query or ''}"
     if query == "?":
         url = url[:-1]
     if max_length and len(url) > max_length:
         return None
     return url
+
+
+def _fast_origin(scheme: str, host: str, port: str | None) -> str | None:
+    """``scheme://host[:port]`` normalised, or ``None`` for the general path."""
+    if ".." in host or host.startswith("xn--"):
+        return None
+    if len(host) > 63 and any(len(label) > 63 for label in host.split(".")):
+        return None  # the general path rejects it
+    if host[-1].isdigit():  # IPv4, or not a host name
+        parts = host.split(".")
+        if len(parts) != 4 or not all(
+            p.isdigit() and int(p) <= 255 and (p == "0" or p[0] != "0") for p in parts
+        ):
+            return None
+    if port is None:
+        return f"{scheme}://{host}"
+    number = int(port)
+    if number == 0 or number > 65535 or port[0] == "0":
+        return None
+    return (
+        f"{scheme}://{host}" if number == DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{number}"
+    )
 
 
 def _port_text(rest: str) -> str:
