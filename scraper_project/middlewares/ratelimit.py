@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import OrderedDict
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RESERVED_KEY = "pages_ratelimit_reserved"
-_GLOBAL = "\x00global"  # departures key of the global bucket
-_SPACING_SLACK = 0.98  # tolerate 2 % of an interval of clock noise
 WAIT_KEY = "pages_ratelimit_wait"
 
 
@@ -114,8 +111,6 @@ class RateLimitMiddleware:
         self.stats = stats
         self.max_wait = 0.0
         self.total_wait = 0.0
-        # last departure per burst-1 bucket (see _depart), bounded like the buckets
-        self.departures: OrderedDict[str, float] = OrderedDict()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RateLimitMiddleware:
@@ -157,25 +152,19 @@ class RateLimitMiddleware:
         engine = self.crawler.engine
         assert engine is not None
         key = engine.downloader.get_slot_key(request)
-        bucket = self.registry.get(key)
-        now = monotonic()
         # A parked request's token was reserved before it was parked: it goes,
         # unless the domain was paused since (Retry-After): then it queues again.
-        if meta.pop(RESERVED_KEY, False) and bucket.blocked_until <= now:
-            return self._depart(request, key, bucket, now)
+        if meta.pop(RESERVED_KEY, False) and self.registry.get(key).blocked_until <= monotonic():
+            return None
         if getattr(self.crawler.spider, "stop_reason", None) is not None:
             return None  # stopping: the request gets its row now, not later
-        delay = bucket.reserve().delay
+        delay = self.registry.reserve(key).delay
         if self.global_bucket is not None:
             delay = max(delay, self.global_bucket.reserve().delay)
         if delay <= 0:
-            return self._depart(request, key, bucket, now)
-        return self._park(request, delay, now)
-
-    def _park(self, request: Request, delay: float, now: float) -> Request:
-        meta = request.meta
+            return None
         meta[RESERVED_KEY] = True
-        meta[NOT_BEFORE_KEY] = now + delay
+        meta[NOT_BEFORE_KEY] = monotonic() + delay
         meta[WAIT_KEY] = meta.get(WAIT_KEY, 0.0) + delay
         stats = self.stats
         stats.inc_value("ratelimit/delayed")
@@ -186,40 +175,6 @@ class RateLimitMiddleware:
             stats.set_value("ratelimit/max_wait_seconds", round(delay, 3))
         # Returning the request re-schedules it: the scheduler parks it.
         return request
-
-    def _depart(
-        self, request: Request, key: str, bucket: TokenBucket, now: float
-    ) -> Request | None:
-        """Let ``request`` go now, unless that would put two requests of a
-        burst-1 bucket closer than 1/rate on the wire.
-
-        Tokens are reserved for instants; a request that leaves late (the
-        event loop was busy) would otherwise be followed at once by the next
-        one, on time: two requests inside one interval. Then the next waits
-        (its token stays reserved: no new one is taken).
-        """
-        wait = 0.0
-        for name, limiter in ((key, bucket), (_GLOBAL, self.global_bucket)):
-            if limiter is None or limiter.burst != 1 or limiter.rate == INF:
-                continue
-            last = self.departures.get(name)
-            interval = 1.0 / limiter.rate
-            if last is not None and now - last < interval * _SPACING_SLACK:
-                wait = max(wait, last + interval - now)
-        if wait > 0:
-            return self._park(request, wait, now)
-        if bucket.burst == 1 and bucket.rate != INF:
-            self._note_departure(key, now)
-        if self.global_bucket is not None:
-            self._note_departure(_GLOBAL, now)
-        return None
-
-    def _note_departure(self, name: str, now: float) -> None:
-        departures = self.departures
-        departures[name] = now
-        departures.move_to_end(name)
-        if len(departures) > self.registry.max_size:
-            departures.popitem(last=False)
 
     def pause(self, request: Request, until: float) -> None:
         """Pause the domain of ``request`` until the monotonic instant ``until``
