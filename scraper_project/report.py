@@ -75,7 +75,6 @@ class ReportWriter:
     """Write rows through the item pipelines to the feeds, synchronously."""
 
     def __init__(self, pipelines: list[Any], slots: list[Any], crawler: Crawler) -> None:
-        self.pipelines = pipelines
         self.processors: list[Callable[[Any], Any]] = []
         for pipeline in pipelines:
             process = getattr(pipeline, "process_item", None)
