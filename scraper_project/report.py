@@ -71,6 +71,18 @@ def feed_slots(crawler: Crawler) -> list[Any]:
     return []
 
 
+def flush_feeds(crawler: Crawler) -> None:
+    """Push what the exporters wrote so far to the OS (a killed process then
+    loses nothing of it)."""
+    for slot in feed_slots(crawler):
+        file = getattr(slot, "file", None)
+        if getattr(slot, "_exporting", False) and file is not None and not file.closed:
+            try:
+                file.flush()
+            except (OSError, ValueError):
+                logger.debug("cannot flush %s", slot.uri, exc_info=True)
+
+
 class ReportWriter:
     """Write rows through the item pipelines to the feeds, synchronously."""
 

@@ -26,15 +26,17 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-__all__ = ["NOT_BEFORE_KEY", "DelayingScheduler"]
+__all__ = ["NOT_BEFORE_KEY", "DelayQueueMixin", "DelayingScheduler"]
 
 NOT_BEFORE_KEY = "pages_not_before"
 
 
-class DelayingScheduler(Scheduler):
-    """``SCHEDULER = "scraper_project.scheduler.DelayingScheduler"``."""
+class DelayQueueMixin:
+    """The delay queue, for any Scrapy scheduler class (``Scheduler``, the
+    Redis scheduler of the cluster mode): put it first in the bases."""
 
     crawler: Crawler | None = None
+    stats: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,8 +46,8 @@ class DelayingScheduler(Scheduler):
         self._timer_at = 0.0
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> DelayingScheduler:
-        scheduler = super().from_crawler(crawler)
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        scheduler = super().from_crawler(crawler)  # type: ignore[misc]
         scheduler.crawler = crawler
         return scheduler
 
@@ -61,7 +63,7 @@ class DelayingScheduler(Scheduler):
             self.stats.inc_value("scheduler/delayed")
             self._arm(not_before)
             return True
-        return super().enqueue_request(request)
+        return super().enqueue_request(request)  # type: ignore[misc,no-any-return]
 
     def next_request(self) -> Request | None:
         delayed = self._delayed
@@ -75,7 +77,7 @@ class DelayingScheduler(Scheduler):
             assert self.stats is not None
             self.stats.inc_value("scheduler/dequeued")
             return request
-        return super().next_request()
+        return super().next_request()  # type: ignore[misc,no-any-return]
 
     def delayed_count(self) -> int:
         """Requests parked until a later time."""
@@ -83,10 +85,10 @@ class DelayingScheduler(Scheduler):
 
     def ready_count(self) -> int:
         """Requests that could be downloaded now."""
-        return super().__len__()
+        return super().__len__()  # type: ignore[misc,no-any-return]
 
     def __len__(self) -> int:
-        return super().__len__() + len(self._delayed)
+        return super().__len__() + len(self._delayed)  # type: ignore[misc,no-any-return]
 
     def take_all(self) -> list[Request]:
         """The crawl is stopping: remove and return every request, parked or
@@ -95,13 +97,19 @@ class DelayingScheduler(Scheduler):
         self._disarm()
         requests = [entry[2] for entry in sorted(self._delayed)]
         self._delayed.clear()
-        while (request := super().next_request()) is not None:
+        requests.extend(self.take_ready())
+        return requests
+
+    def take_ready(self) -> list[Request]:
+        """Remove and return the requests that are ready (not parked)."""
+        requests = []
+        while (request := super().next_request()) is not None:  # type: ignore[misc]
             requests.append(request)
         return requests
 
     def close(self, reason: str) -> Any:
         self._disarm()
-        return super().close(reason)
+        return super().close(reason)  # type: ignore[misc]
 
     # -- wake-up -----------------------------------------------------------
 
@@ -134,3 +142,7 @@ class DelayingScheduler(Scheduler):
         delayed = self._delayed
         if delayed and delayed[0][0] > monotonic():
             self._arm(delayed[0][0])
+
+
+class DelayingScheduler(DelayQueueMixin, Scheduler):
+    """``SCHEDULER = "scraper_project.scheduler.DelayingScheduler"``."""

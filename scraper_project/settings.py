@@ -76,6 +76,7 @@ RATELIMIT_DOMAINS: dict[str, object] = {}  # {"host": rate} or {"host": [rate, b
 RATELIMIT_GLOBAL_RATE = 0.0  # requests/second over all hosts; 0 = none
 RATELIMIT_GLOBAL_BURST = 1
 RATELIMIT_MAX_BUCKETS = 10_000
+RATELIMIT_BACKEND = "auto"  # memory, redis (shared by the cluster), auto: redis in cluster mode
 
 # -- name resolution ----------------------------------------------------------
 TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
@@ -144,10 +145,19 @@ ITEM_PIPELINES = {
     "scraper_project.pipelines.dedupe.DeduplicationPipeline": 200,
 }
 
+# -- cluster mode (scraper_project/cluster/, scrapy-redis) ---------------------
+# A Redis URL turns it on: workers share one queue, dupefilter and rate limit.
+PAGES_REDIS_URL = os.environ.get("SCRAPER_REDIS_URL", "")
+PAGES_CLUSTER_KEY = os.environ.get("SCRAPER_CLUSTER_KEY", "pages")  # prefix of the Redis keys
+PAGES_CLUSTER_LEASE_TTL = 30.0  # seconds a dead worker's URLs stay leased
+PAGES_CLUSTER_IDLE_CLOSE = 5.0  # seconds with no work left before a worker exits (0: never)
+PAGES_CLUSTER_MAX_QUEUED = 100_000  # a loading worker waits while the queue holds more
+
 COMMANDS_MODULE = "scraper_project.commands"
 EXTENSIONS = {
     "scrapy.extensions.closespider.CloseSpider": None,
     "scraper_project.extensions.shutdown.GracefulShutdown": 0,
+    "scraper_project.cluster.extension.ClusterExtension": 10,  # cluster mode only
 }
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = os.environ.get("SCRAPER_LOG_LEVEL", "INFO")
@@ -172,7 +182,10 @@ PAGES_PROGRESS = "auto"  # bar on a terminal: auto | on | off
 PAGES_PROGRESS_INTERVAL = 10.0  # seconds between progress log lines without a bar; 0 = none
 # Memory debugging and a telnet console on 127.0.0.1 (observability/addon.py).
 PAGES_DEBUG = env_flag("SCRAPER_DEBUG")
-ADDONS = {"scraper_project.observability.addon.DebugAddon": 0}
+ADDONS = {
+    "scraper_project.observability.addon.DebugAddon": 0,
+    "scraper_project.cluster.addon.ClusterAddon": 0,
+}
 EXTENSIONS["scraper_project.observability.extension.SummaryExtension"] = 100
 EXTENSIONS["scraper_project.observability.progress.ProgressExtension"] = 90  # bar closed first
 EXTENSIONS["scraper_project.observability.prometheus.PrometheusExtension"] = 100

@@ -21,8 +21,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 from scraper_project.demo.serve import serve
 from scraper_project.demo.site import DEFAULT_MAX_RECORDS, build_app
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 429 + Retry-After beyond this many requests/s per client IP (0: off)",
     )
     p_serve.add_argument("--rate-burst", type=int, default=1, help="burst for --rate-limit")
+    p_serve.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="answer every page this many seconds late (robots.txt at once)",
+    )
     p_serve.add_argument(
         "--max-records",
         type=int,
@@ -114,15 +121,36 @@ def _announce(url: str) -> None:
     sys.stdout.flush()
 
 
+class _Latency:
+    """Delay every response but robots.txt (a server far away)."""
+
+    def __init__(self, app: ASGIApp, delay: float) -> None:
+        self.app = app
+        self.delay = delay
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path") != "/robots.txt":
+            await asyncio.sleep(self.delay)
+        await self.app(scope, receive, send)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
-    middleware = None
+    layers: list[Callable[[ASGIApp], ASGIApp]] = []
     if args.rate_limit > 0:
         rate, burst = args.rate_limit, args.rate_burst
+        layers.append(
+            lambda inner: RateLimitMiddleware(inner, rate, burst, exempt_paths={"/robots.txt"})
+        )
+    if args.latency > 0:
+        delay = args.latency
+        layers.append(lambda inner: _Latency(inner, delay))
 
-        def middleware(inner: ASGIApp) -> ASGIApp:
-            return RateLimitMiddleware(inner, rate, burst, exempt_paths={"/robots.txt"})
+    def middleware(inner: ASGIApp) -> ASGIApp:
+        for layer in layers:
+            inner = layer(inner)
+        return inner
 
     app = build_app(log_file=args.log_file, max_records=args.max_records, middleware=middleware)
     try:

@@ -32,7 +32,7 @@ from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 
 from scraper_project.handlers import CancellableHTTP11DownloadHandler
-from scraper_project.report import feed_slots
+from scraper_project.report import feed_slots, flush_feeds
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -157,13 +157,7 @@ class GracefulShutdown(CloseSpider):
 
     def flush_feeds(self) -> None:
         """Push what the exporters wrote to the OS (once a second)."""
-        for slot in self._feed_slots():
-            file = getattr(slot, "file", None)
-            if getattr(slot, "_exporting", False) and file is not None and not file.closed:
-                try:
-                    file.flush()
-                except (OSError, ValueError):
-                    logger.debug("cannot flush %s", slot.uri, exc_info=True)
+        flush_feeds(self.crawler)
 
     def finish_feeds(self) -> None:
         """Close every report file properly, right now (second Ctrl-C)."""

@@ -19,6 +19,10 @@ Settings (``RATELIMIT_*``):
   ``{"host": [rate, burst]}``; ``0`` = unlimited)
 - ``RATELIMIT_GLOBAL_RATE`` (float, ``0`` = none) and ``RATELIMIT_GLOBAL_BURST``
 - ``RATELIMIT_MAX_BUCKETS`` (int, ``10000``): per-domain buckets kept at once
+- ``RATELIMIT_BACKEND`` (``auto``, ``memory`` or ``redis``): where the buckets
+  live. ``redis`` shares them with every worker of the cluster (the Redis of
+  ``PAGES_REDIS_URL``), so the rates hold for the cluster as a whole; ``auto``
+  is ``redis`` in cluster mode, else ``memory``.
 
 Meta: ``dont_ratelimit``. Requests without a callback (robots.txt, fetched
 once per host through ``engine.download()``) are not paced. Stats: ``ratelimit/delayed``,
@@ -36,8 +40,14 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import NotConfigured, UsageError
 from scrapy.http.request import NO_CALLBACK
 
-from scraper_project.ratelimit import INF, BucketRegistry, TokenBucket
-from scraper_project.scheduler import NOT_BEFORE_KEY, DelayingScheduler
+from scraper_project.ratelimit import (
+    INF,
+    BucketRegistry,
+    RedisBucketRegistry,
+    RedisTokenBucket,
+    TokenBucket,
+)
+from scraper_project.scheduler import NOT_BEFORE_KEY, DelayQueueMixin
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -101,8 +111,8 @@ class RateLimitMiddleware:
     def __init__(
         self,
         crawler: Crawler,
-        registry: BucketRegistry,
-        global_bucket: TokenBucket | None,
+        registry: BucketRegistry | RedisBucketRegistry,
+        global_bucket: TokenBucket | RedisTokenBucket | None,
         stats: StatsCollector,
     ) -> None:
         self.crawler = crawler
@@ -119,7 +129,7 @@ class RateLimitMiddleware:
             raise NotConfigured  # off on purpose: no warning
         registry, global_bucket = cls.buckets_from_settings(settings)
         scheduler = load_scheduler_class(settings)
-        if not issubclass(scheduler, DelayingScheduler):
+        if not issubclass(scheduler, DelayQueueMixin):
             raise UsageError(
                 f"RATELIMIT_ENABLED needs SCHEDULER = "
                 f"'scraper_project.scheduler.DelayingScheduler' (or a subclass), "
@@ -129,19 +139,31 @@ class RateLimitMiddleware:
         return cls(crawler, registry, global_bucket, crawler.stats)
 
     @staticmethod
-    def buckets_from_settings(settings: BaseSettings) -> tuple[BucketRegistry, TokenBucket | None]:
+    def buckets_from_settings(
+        settings: BaseSettings,
+    ) -> tuple[BucketRegistry | RedisBucketRegistry, TokenBucket | RedisTokenBucket | None]:
         """Parse and validate the ``RATELIMIT_*`` settings."""
         rate = _rate(settings.get("RATELIMIT_RATE"), "RATELIMIT_RATE")
         burst = _burst(settings.get("RATELIMIT_BURST"), "RATELIMIT_BURST")
         domains = parse_domains(settings.get("RATELIMIT_DOMAINS") or {}, burst)
         max_buckets = _burst(settings.get("RATELIMIT_MAX_BUCKETS"), "RATELIMIT_MAX_BUCKETS")
-        registry = BucketRegistry(rate, burst, overrides=domains, max_size=max_buckets)
         global_rate = _rate(settings.get("RATELIMIT_GLOBAL_RATE"), "RATELIMIT_GLOBAL_RATE")
-        global_bucket = None
-        if global_rate != INF:
-            global_burst = _burst(settings.get("RATELIMIT_GLOBAL_BURST"), "RATELIMIT_GLOBAL_BURST")
-            global_bucket = TokenBucket(global_rate, global_burst)
-        return registry, global_bucket
+        global_burst = _burst(settings.get("RATELIMIT_GLOBAL_BURST"), "RATELIMIT_GLOBAL_BURST")
+        if ratelimit_backend(settings) == "redis":
+            from scraper_project.cluster.connection import cluster_key, redis_client
+
+            client = redis_client(settings)
+            prefix = f"{cluster_key(settings)}:ratelimit:"
+            registry: BucketRegistry | RedisBucketRegistry = RedisBucketRegistry(
+                client, rate, burst, overrides=domains, prefix=prefix
+            )
+            if global_rate == INF:
+                return registry, None
+            return registry, RedisTokenBucket(client, f"{prefix}*", global_rate, global_burst)
+        registry = BucketRegistry(rate, burst, overrides=domains, max_size=max_buckets)
+        if global_rate == INF:
+            return registry, None
+        return registry, TokenBucket(global_rate, global_burst)
 
     def process_request(self, request: Request, spider: Any = None) -> Request | None:
         meta = request.meta
@@ -154,7 +176,7 @@ class RateLimitMiddleware:
         key = engine.downloader.get_slot_key(request)
         # A parked request's token was reserved before it was parked: it goes,
         # unless the domain was paused since (Retry-After): then it queues again.
-        if meta.pop(RESERVED_KEY, False) and self.registry.get(key).blocked_until <= monotonic():
+        if meta.pop(RESERVED_KEY, False) and not self.registry.get(key).is_blocked():
             return None
         if getattr(self.crawler.spider, "stop_reason", None) is not None:
             return None  # stopping: the request gets its row now, not later
@@ -176,12 +198,26 @@ class RateLimitMiddleware:
         # Returning the request re-schedules it: the scheduler parks it.
         return request
 
-    def pause(self, request: Request, until: float) -> None:
-        """Pause the domain of ``request`` until the monotonic instant ``until``
+    def pause(self, request: Request, seconds: float) -> None:
+        """Pause the domain of ``request`` for ``seconds`` from now
         (``Retry-After`` from the retry middleware)."""
         engine = self.crawler.engine
         assert engine is not None
-        self.registry.block_until(engine.downloader.get_slot_key(request), until)
+        self.registry.block_for(engine.downloader.get_slot_key(request), seconds)
+
+
+def ratelimit_backend(settings: BaseSettings) -> str:
+    """``memory`` or ``redis``, from ``RATELIMIT_BACKEND`` (validated)."""
+    raw = settings.get("RATELIMIT_BACKEND") or "auto"
+    backend = str(raw).strip().lower()
+    if backend not in {"auto", "memory", "redis"}:
+        raise UsageError(f"RATELIMIT_BACKEND must be auto, memory or redis, got {raw!r}")
+    clustered = bool(settings.get("PAGES_REDIS_URL"))
+    if backend == "auto":
+        return "redis" if clustered else "memory"
+    if backend == "redis" and not clustered:
+        raise UsageError("RATELIMIT_BACKEND = 'redis' needs PAGES_REDIS_URL (the cluster's Redis)")
+    return backend
 
 
 def load_scheduler_class(settings: BaseSettings) -> type:

@@ -140,7 +140,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if retry_after is not None and response.status in _PAUSING_STATUSES:
             limiter = self._find_ratelimit()
             if limiter is not None:
-                limiter.pause(request, self.clock() + retry_after)
+                limiter.pause(request, retry_after)
         return new
 
     def process_exception(

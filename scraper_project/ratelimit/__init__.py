@@ -34,17 +34,27 @@ after ``delay``, and cancel to hand the tokens back if you will not act::
 
     d.addErrback(refund)
 
+Shared by many processes: :class:`RedisTokenBucket` and
+:class:`RedisBucketRegistry` keep the same buckets in Redis (one atomic Lua
+script per call; pass a ``redis.Redis`` client)::
+
+    per_domain = RedisBucketRegistry(redis.Redis(), rate=2, burst=1)
+    await per_domain.wait("example.com")  # 2/s for all workers together
+
 Under Scrapy, which runs Twisted on the asyncio reactor, ``await bucket.wait()``
 works as is in ``async def`` callbacks and middleware methods.
 """
 
 from ._bucket import INF, RateLimitTimeout, Reservation, TokenBucket
+from ._redis import RedisBucketRegistry, RedisTokenBucket
 from ._registry import BucketRegistry
 
 __all__ = [
     "INF",
     "BucketRegistry",
     "RateLimitTimeout",
+    "RedisBucketRegistry",
+    "RedisTokenBucket",
     "Reservation",
     "TokenBucket",
 ]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = ["INF", "RateLimitTimeout", "Reservation", "TokenBucket"]
 
@@ -193,6 +193,10 @@ class TokenBucket:
         """The clock the bucket reads."""
         return self._clock
 
+    def is_blocked(self) -> bool:
+        """Whether a pause set by :meth:`block_until` is in force now."""
+        return self._blocked_until > self._clock()
+
     def set_rate(self, rate: float) -> None:
         """Change the rate now; shorthand for ``set_rate_at(clock(), rate)``."""
         self._set_rate(None, rate)
@@ -264,6 +268,10 @@ class TokenBucket:
     def block_until(self, deadline: float) -> None:
         """Grant nothing before ``deadline``; shorthand for ``block_until_at``."""
         self._block_until(None, deadline)
+
+    def block_for(self, seconds: float) -> None:
+        """Grant nothing for ``seconds`` from now (``block_until(clock() + seconds)``)."""
+        self._block_until(None, self._clock() + seconds)
 
     def block_until_at(self, now: float, deadline: float) -> None:
         """Pause the bucket, as of instant ``now``, until instant ``deadline``.
@@ -582,6 +590,10 @@ class TokenBucket:
             self._release()
 
 
+class _Refunds(Protocol):
+    def _cancel(self, r: Reservation, now: float | None) -> None: ...
+
+
 class Reservation:
     """Tokens taken on credit by :meth:`TokenBucket.reserve`.
 
@@ -593,7 +605,7 @@ class Reservation:
 
     def __init__(  # noqa: PLR0917 (positional: it is made on every reserve)
         self,
-        bucket: TokenBucket,
+        bucket: _Refunds,
         ok: bool,
         tokens: int,
         reserved_at: float,

@@ -212,6 +212,14 @@ class BucketRegistry:
         """
         self.get(key).block_until(deadline)
 
+    def block_for(self, key: str, seconds: float) -> None:
+        """Pause ``key``'s bucket for ``seconds`` from now.
+
+        :param key: The key.
+        :param seconds: How long to grant nothing.
+        """
+        self.get(key).block_for(seconds)
+
     def evict_idle(self) -> int:
         """Drop every bucket that idle eviction allows; return how many."""
         with self._lock:

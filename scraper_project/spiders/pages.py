@@ -8,6 +8,10 @@ Arguments (``-a NAME=VALUE``):
 - ``timeout``: a global deadline in seconds, the short form of
   ``-s CLOSESPIDER_TIMEOUT=N``.
 
+In cluster mode (``-s PAGES_REDIS_URL=redis://...``, see
+:mod:`scraper_project.cluster`) ``urls`` is optional: a worker given a list
+loads it into the shared queue, and every worker crawls from that queue.
+
 The list is read lazily: ``start()`` yields the next request only when the
 engine has room for it (it waits on ``scheduler_empty`` while
 ``engine.needs_backout()``), so a list of any length starts fetching at once
@@ -31,10 +35,12 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
+from scraper_project.cluster.connection import check_redis, is_clustered
+from scraper_project.cluster.worker import ClusterWorker
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
 from scraper_project.handlers import CANCELLED_KEY, NOT_ATTEMPTED_KEY
-from scraper_project.inputs import InputError, LineReader, check_source
+from scraper_project.inputs import InputError, LineReader, check_source, is_remote
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
 from scraper_project.middlewares.retry import BackoffRetryMiddleware
@@ -42,7 +48,7 @@ from scraper_project.middlewares.timing import START_KEY
 from scraper_project.observability import ObservabilityConfig
 from scraper_project.report import ReportWriter
 from scraper_project.resolver import blocked_reason
-from scraper_project.scheduler import DelayingScheduler
+from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, extract_title
 from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
@@ -137,8 +143,10 @@ class PagesSpider(Spider):
         one-line usage error, exit code 2) and again by ``from_crawler`` for
         crawls started from code. Returns the ``timeout`` argument as seconds.
         """
+        clustered = is_clustered(settings)
         try:
-            check_source(urls, absolute_only="_job" in _)
+            if urls or not clustered:
+                check_source(urls, absolute_only="_job" in _)
         except InputError as exc:
             raise InputUsageError(str(exc), print_help=False) from None
         deadline: float | None = None
@@ -168,6 +176,17 @@ class PagesSpider(Spider):
         if settings.getbool("RETRY_ENABLED"):
             BackoffRetryMiddleware.config_from_settings(settings)
         ObservabilityConfig.from_settings(settings)
+        if clustered:
+            _positive_float(settings, "PAGES_CLUSTER_LEASE_TTL")
+            _positive_float(settings, "PAGES_CLUSTER_IDLE_CLOSE")
+            _positive_int(settings, "PAGES_CLUSTER_MAX_QUEUED")
+            if settings.getfloat("PAGES_CLUSTER_LEASE_TTL") < 1:
+                raise UsageError(
+                    f"PAGES_CLUSTER_LEASE_TTL must be >= 1 second, got "
+                    f"{settings.get('PAGES_CLUSTER_LEASE_TTL')!r}",
+                    print_help=False,
+                )
+            check_redis(settings)
         return deadline
 
     @classmethod
@@ -193,6 +212,8 @@ class PagesSpider(Spider):
         spider.log_duplicates = settings.getbool("PAGES_LOG_DUPLICATES")
         spider.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
         spider.max_parked = settings.getint("PAGES_MAX_PARKED")
+        spider.clustered = is_clustered(settings)
+        spider.max_queued = settings.getint("PAGES_CLUSTER_MAX_QUEUED")
         crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
         logfilters.install()
         return spider
@@ -204,6 +225,8 @@ class PagesSpider(Spider):
     log_duplicates: bool
     maxsize: int
     max_parked: int
+    clustered: bool
+    max_queued: int
 
     # -- reading the list ------------------------------------------------
 
@@ -212,9 +235,9 @@ class PagesSpider(Spider):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _scheduler(self) -> DelayingScheduler | None:
+    def _scheduler(self) -> DelayQueueMixin | None:
         scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
-        return scheduler if isinstance(scheduler, DelayingScheduler) else None
+        return scheduler if isinstance(scheduler, DelayQueueMixin) else None
 
     def begin_stop(self, reason: str) -> None:
         """Stop fetching, account for everything not fetched, then close.
@@ -233,7 +256,10 @@ class PagesSpider(Spider):
             stats["input/lines_read_at_stop"] = stats.get("input/lines", 0)
         scheduler = self._scheduler()
         if scheduler is not None:
-            self.export_rows([self.unfinished_row(r) for r in scheduler.take_all()])
+            if self.clustered:  # the cluster's work: back to the shared queue
+                ClusterWorker.for_crawler(self.crawler).release_requests(scheduler.take_all())
+            else:
+                self.export_rows([self.unfinished_row(r) for r in scheduler.take_all()])
         self._on_scheduler_empty()  # wake start() if it waits for capacity
         engine = self.crawler.engine
         if not self._reading and engine is not None:
@@ -289,9 +315,26 @@ class PagesSpider(Spider):
                 handle.cancel()
                 self._capacity = None
 
+    def page_request(self, url: str, line: int, meta: dict[str, Any] | None = None) -> Request:
+        """The request for normalised ``url`` of list line ``line``."""
+        return Request(
+            request_url(url),
+            callback=self.parse,
+            errback=self.on_error,
+            dont_filter=True,
+            meta={"line": line, "url": url, **meta} if meta else {"line": line, "url": url},
+        )
+
     async def start(self) -> AsyncIterator[Any]:
         assert self.crawler.stats is not None
         stats = live_stats(self.crawler.stats)
+        if self.clustered and self.input_problem is None:
+            # The scheduler takes the URLs from Redis; this only loads a list.
+            if self.urls_spec:
+                await self._load_into_cluster()
+            if self.stop_reason is not None:
+                raise CloseSpider(self.stop_reason)
+            return
         reader = LineReader(self.urls_spec, timeout=self.list_timeout)
         seen = self._seen
         max_length = self.url_max_length
@@ -343,13 +386,7 @@ class PagesSpider(Spider):
                     if self.stop_reason is not None:
                         unread.append((url, lineno))  # counted in bulk
                         continue
-                    yield Request(
-                        request_url(url),
-                        callback=self.parse,
-                        errback=self.on_error,
-                        dont_filter=True,
-                        meta={"line": lineno, "url": url},
-                    )
+                    yield self.page_request(url, lineno)
         except InputError as exc:
             logger.error("%(error)s", {"error": exc}, extra={"input": self.urls_spec})
             stats["input/error"] = str(exc)
@@ -359,6 +396,90 @@ class PagesSpider(Spider):
         if self.stop_reason is not None:
             self._export_accounting(accounted, unread)
             raise CloseSpider(self.stop_reason)
+
+    async def _load_into_cluster(self) -> None:
+        """Queue the list in Redis, batch by batch, as the local mode reads it:
+        same validation, same line accounting; duplicates are dropped across
+        the whole cluster. A load resumes after the last line queued by an
+        earlier load of the same list, so a loader that died loses nothing."""
+        assert self.crawler.stats is not None
+        stats = live_stats(self.crawler.stats)
+        worker = ClusterWorker.for_crawler(self.crawler)
+        frontier = worker.frontier
+        spec = self.urls_spec
+        if spec == "-":
+            source = f"-:{worker.id}"  # standard input: nothing to resume
+        elif is_remote(spec):
+            source = spec
+        else:  # the same file, unchanged: a reload resumes
+            st = os.stat(spec)
+            source = f"{os.path.abspath(spec)}:{st.st_size}:{st.st_mtime_ns}"
+        loaded = frontier.loaded_until(source)
+        if loaded:
+            logger.info(
+                "%(list)s: lines up to %(line)d were queued by an earlier load; resuming",
+                {"list": source, "line": loaded},
+                extra={"line": loaded},
+            )
+        loader = f"{worker.id}:load"
+        reader = LineReader(spec, timeout=self.list_timeout)
+        reader.batch_size = max(1, min(reader.batch_size, self.max_queued))
+        max_length = self.url_max_length
+        self._reading = True
+        try:
+            async for lines in reader.batches():
+                if self.stop_reason is not None:
+                    break  # the rest stays in the list; a later load resumes
+                batch = [entry for entry in lines if entry[0] > loaded]
+                if not batch:
+                    continue
+                urls: list[tuple[str, int]] = []
+                rows: list[dict[str, Any]] = []
+                for lineno, text in batch:
+                    try:
+                        urls.append((normalize_url(text, max_length), lineno))
+                    except InvalidURL as exc:
+                        row = new_item(
+                            clean_text(escape_surrogates(text), max_length or 0),
+                            lineno,
+                            format_error("invalid_url", str(exc), 0),
+                        )
+                        rows.append(dict(row))
+                while frontier.queued() >= self.max_queued and self.stop_reason is None:
+                    frontier.touch_loader(loader, worker.ttl)
+                    await asyncio.sleep(_CAPACITY_POLL)
+                if self.stop_reason is not None:
+                    break
+                dups = frontier.load(
+                    source=source,
+                    last_line=batch[-1][0],
+                    lines=len(batch),
+                    urls=urls,
+                    rows=rows,
+                    loader=loader,
+                    ttl=worker.ttl,
+                )
+                if dups is None:
+                    continue  # a concurrent load of the same list got there first
+                inc(stats, "input/lines", len(batch))
+                inc(stats, "input/invalid", len(rows))
+                inc(stats, "input/urls", len(urls) - len(dups))
+                inc(stats, "input/duplicates", len(dups))
+                if self.log_duplicates:
+                    for i in dups:
+                        url, lineno = urls[i]
+                        logger.info(
+                            "Duplicate URL on line %(line)d: %(url)s",
+                            {"line": lineno, "url": url},
+                            extra={"line": lineno, "url": url},
+                        )
+        except InputError as exc:
+            logger.error("%(error)s", {"error": exc}, extra={"input": spec})
+            stats["input/error"] = str(exc)
+            raise CloseSpider("input_error") from None
+        finally:
+            self._reading = False
+            frontier.loader_done(loader)
 
     def _export_accounting(self, rows: list[PageItem], unread: list[tuple[str, int]]) -> None:
         writer = ReportWriter.for_crawler(self.crawler)
@@ -397,10 +518,14 @@ class PagesSpider(Spider):
             "line": meta["line"],
         }
 
-    def on_error(self, failure: Failure) -> PageItem:
+    def on_error(self, failure: Failure) -> PageItem | None:
         request: Request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
         assert failure.value is not None
+        if self.clustered and (meta.get(NOT_ATTEMPTED_KEY) or meta.get(CANCELLED_KEY)):
+            # This worker is stopping: another one will fetch it.
+            ClusterWorker.for_crawler(self.crawler).release(meta["url"])
+            return None
         if meta.get(NOT_ATTEMPTED_KEY):
             error_class, detail = "not_attempted", f"the crawl stopped ({self.stop_reason}) first"
         elif meta.get(CANCELLED_KEY):
