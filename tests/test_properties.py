@@ -28,7 +28,13 @@ from hypothesis import strategies as st
 from scraper_project.exporters import SafeCsvItemExporter, neutralise
 from scraper_project.inputs import iter_lines
 from scraper_project.items import FIELDS, PageItem
-from scraper_project.title import MAX_TITLE_LENGTH, _first_title, clean_text, extract_title
+from scraper_project.title import (
+    MAX_TITLE_LENGTH,
+    _first_title,
+    clean_text,
+    extract_title,
+    extract_title_bytes,
+)
 from scraper_project.urls import InvalidURL, normalize_url
 
 SETTINGS = settings(
@@ -470,6 +476,27 @@ def _whole_document_title(html: str) -> str:
 @example("<svg><title>no</title></svg><!-- <title>x</title> --><title>yes</title>")
 def test_extract_title_prefix_parse_equals_whole_parse(html: str) -> None:
     assert extract_title(html) == _whole_document_title(html)
+
+
+@pytest.mark.timeout(120)
+@SETTINGS
+@given(
+    html_ish,
+    st.sampled_from(["utf-8", "cp1252", "iso-8859-2", "ascii", "utf-16-le", "shift_jis"]),
+    st.sampled_from([b"", b"\xef\xbb\xbf"]),
+    max_lengths,
+)
+@example("<!-- </title> --><title>x</title>", "utf-8", b"", 50)
+def test_extract_title_bytes_agrees_with_the_decoded_page(
+    html: str, encoding: str, bom: bytes, max_length: int
+) -> None:
+    """The spider's bytes fast path gives what decoding the whole page (as
+    Scrapy's ``response.text`` does) and extracting gives, or declines."""
+    body = bom + html.encode(encoding, "replace")
+    fast = extract_title_bytes(body, encoding, max_length)
+    if fast is not None:
+        whole = body.decode(encoding, "replace")  # no BOM when fast is not None
+        assert fast == extract_title(whole, max_length)
 
 
 # -- exporters.SafeCsvItemExporter ---------------------------------------------

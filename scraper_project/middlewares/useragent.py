@@ -9,15 +9,14 @@ that filtering once and then draws by the same weights in microseconds.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-import fake_useragent
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
-from scrapy_fake_useragent.providers import BaseProvider
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -49,8 +48,12 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):  # type: ignore[mi
             request.headers[b"User-Agent"] = self._ua_provider.get_random_ua()
 
 
-class WeightedUserAgentProvider(BaseProvider):  # type: ignore[misc]
+class WeightedUserAgentProvider:
     """scrapy-fake-useragent provider: fake-useragent's data, filtered once.
+
+    Not a subclass of its ``BaseProvider``: that module imports Faker (about
+    10 MB and 50 ms at start-up) for providers this project does not use. A
+    provider only needs ``get_random_ua()``.
 
     Draws user agents with fake-useragent's own popularity weights. Settings:
     ``FAKEUSERAGENT_FALLBACK`` (used if the data cannot be loaded) and
@@ -58,24 +61,61 @@ class WeightedUserAgentProvider(BaseProvider):  # type: ignore[misc]
     """
 
     def __init__(self, settings: BaseSettings) -> None:
-        super().__init__(settings)
         fallback = settings.get("FAKEUSERAGENT_FALLBACK") or settings.get("USER_AGENT")
         browsers = settings.getlist("FAKE_USERAGENT_BROWSERS") or None
-        self._pool: list[str] = []
-        self._cum_weights: list[float] = []
         try:
-            ua = fake_useragent.UserAgent(fallback=fallback)
-            data = ua._filter_useragents(browsers)
+            self._pool, weights = stream_pool(browsers)
         except Exception:  # any data problem: fall back to one UA
             logger.warning("fake-useragent data unavailable; sending %r", fallback)
-            data = []
-        self._pool = [entry["useragent"] for entry in data]
-        self._cum_weights = list(
-            itertools.accumulate(max(float(entry.get("percent", 0)), 1e-6) for entry in data)
-        )
+            self._pool, weights = [], []
+        self._cum_weights = list(itertools.accumulate(weights))
         self._fallback = fallback
 
     def get_random_ua(self) -> str:
         if not self._pool:
             return str(self._fallback)
         return random.choices(self._pool, cum_weights=self._cum_weights)[0]
+
+
+# fake-useragent 2.x's default filters (FakeUserAgent.__init__): the data
+# file is streamed with them instead of loaded whole, which holds all 6,900
+# entries as dicts (13 MB of peak memory); tests/test_useragent.py checks the
+# pool equals fake_useragent's own filtering.
+_BROWSERS = frozenset(
+    {
+        "Google", "Chrome", "Firefox", "Edge", "Opera", "Safari", "Android",
+        "Yandex Browser", "Samsung Internet", "Opera Mobile", "Mobile Safari",
+        "Firefox Mobile", "Firefox iOS", "Chrome Mobile", "Chrome Mobile iOS",
+        "Mobile Safari UI/WKWebView", "Edge Mobile", "DuckDuckGo Mobile",
+        "MiuiBrowser", "Whale", "Twitter", "Facebook", "Amazon Silk",
+    }
+)  # fmt: skip
+_OS = frozenset({"Windows", "Linux", "Ubuntu", "Chrome OS", "Mac OS X", "Android", "iOS"})
+_PLATFORMS = frozenset({"desktop", "mobile", "tablet"})
+
+
+def stream_pool(browsers: list[str] | None = None) -> tuple[list[str], list[float]]:
+    """User agents and weights of fake-useragent's data, as its default
+    filters (and ``browsers``, if given) select them, read line by line."""
+    from fake_useragent.utils import find_browser_json_path
+
+    wanted = _BROWSERS if not browsers else _BROWSERS & set(browsers)
+    pool: list[str] = []
+    weights: list[float] = []
+    with find_browser_json_path().open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if (
+                entry["browser"] in wanted
+                and entry["os"] in _OS
+                and entry["type"] in _PLATFORMS
+                and entry["browser_version_major_minor"] >= 0.0
+                and entry["percent"] >= 0.0
+            ):
+                pool.append(entry["useragent"])
+                weights.append(max(float(entry.get("percent", 0)), 1e-6))
+    if not pool:
+        raise ValueError("no user agent matches")
+    return pool, weights

@@ -21,11 +21,7 @@ message (the final stats dump) is one JSON string.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-from pythonjsonlogger.json import JsonFormatter
-from scrapy import Spider
 
 from scraper_project.observability.config import parse_bool
 
@@ -34,39 +30,18 @@ if TYPE_CHECKING:
 
     from scrapy.settings import Settings
 
-__all__ = ["JsonLogFormatter", "install", "json_enabled"]
+__all__ = ["install", "json_enabled"]
 
 _WRAPPED = "_pages_json_wrapped"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Spider):
-        return value.name
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
+def __getattr__(name: str) -> Any:
+    # python-json-logger is imported only when JSON logs are on (3 MB).
+    if name == "JsonLogFormatter":
+        from scraper_project.observability.jsonformat import JsonLogFormatter
 
-
-class JsonLogFormatter(JsonFormatter):
-    """``{"timestamp", "level", "logger", "message", **extra, "exc_info"?}``."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ["levelname", "name", "message"],
-            rename_fields={"levelname": "level", "name": "logger"},
-            json_default=_json_default,
-            json_ensure_ascii=False,
-        )
-
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        log_data["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC).isoformat(
-            timespec="milliseconds"
-        )
-        super().add_fields(log_data, record, message_dict)
-        # Scrapy adds the crawler object to some lines: not data.
-        log_data.pop("crawler", None)
+        return JsonLogFormatter
+    raise AttributeError(name)
 
 
 def json_enabled(settings: Settings) -> bool:
@@ -90,6 +65,8 @@ def install() -> None:
     def _get_handler(settings: Settings) -> logging.Handler:
         handler = original(settings)
         if json_enabled(settings):
+            from scraper_project.observability.jsonformat import JsonLogFormatter
+
             handler.setFormatter(JsonLogFormatter())
         return handler
 

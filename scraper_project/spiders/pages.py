@@ -50,7 +50,7 @@ from scraper_project.report import ReportWriter
 from scraper_project.resolver import blocked_reason
 from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.stats import inc, live_stats
-from scraper_project.title import clean_text, extract_title
+from scraper_project.title import clean_text, extract_title, extract_title_bytes
 from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
 
 if TYPE_CHECKING:
@@ -503,7 +503,9 @@ class PagesSpider(Spider):
         content_type = response.headers.get(b"Content-Type")
         title = ""
         if isinstance(response, HtmlResponse):
-            title = extract_title(response.text, self.title_max_length)
+            # Decode only up to </title> when that gives the same answer.
+            found = extract_title_bytes(response.body, response.encoding, self.title_max_length)
+            title = extract_title(response.text, self.title_max_length) if found is None else found
         return {
             "url": meta["url"],
             "final_url": response.url,
