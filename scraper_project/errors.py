@@ -7,6 +7,7 @@ can filter on it; the detail is the human message, on one line, bounded.
 
 from __future__ import annotations
 
+import ssl
 from typing import Final
 
 from OpenSSL import SSL
@@ -55,12 +56,15 @@ ERROR_CLASSES: Final = (
     "error",
 )
 
-# Order matters: the first matching type wins.
-_BY_TYPE: Final[tuple[tuple[tuple[type[BaseException], ...], str], ...]] = (
+_Table = tuple[tuple[tuple[type[BaseException], ...], str], ...]
+
+# Order matters: the first matching type wins. The builtin OSErrors and ssl's
+# errors are the causes the asyncio download handler (fasthttp) attaches.
+_BY_TYPE: Final[_Table] = (
     ((BlockedAddressError,), "blocked_address"),
     ((CannotResolveHostError, txerror.DNSLookupError), "dns_error"),
     (
-        (DownloadConnectionRefusedError, txerror.ConnectionRefusedError),
+        (DownloadConnectionRefusedError, txerror.ConnectionRefusedError, ConnectionRefusedError),
         "connection_refused",
     ),
     (
@@ -74,12 +78,19 @@ _BY_TYPE: Final[tuple[tuple[tuple[type[BaseException], ...], str], ...]] = (
     ),
     ((ResponseDataLossError, _DataLoss), "truncated"),
     (
-        (SSL.Error, txerror.SSLError, txerror.VerifyError, txerror.CertificateError),
+        (SSL.Error, txerror.SSLError, txerror.VerifyError, txerror.CertificateError, ssl.SSLError),
         "tls_error",
     ),
     ((_newclient.ParseError, _newclient.BadHeaders), "malformed_response"),
     (
-        (txerror.ConnectionLost, txerror.ConnectionDone, _newclient.ConnectionAborted),
+        (
+            txerror.ConnectionLost,
+            txerror.ConnectionDone,
+            _newclient.ConnectionAborted,
+            ConnectionResetError,
+            ConnectionAbortedError,
+            BrokenPipeError,
+        ),
         "connection_lost",
     ),
     ((txerror.ConnectError, ConnectionError), "connection_error"),
@@ -136,6 +147,9 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
         return "error", message or "request ignored"
     causes = _causes(exc)
     innermost = causes[-1]
+    if isinstance(exc, ResponseDataLossError):
+        # Whatever cut the body short (a bad chunk is also a parse error).
+        return "truncated", _detail(innermost)
     for cause in causes:
         if isinstance(cause, (DownloadCancelledError, defer.CancelledError)) and "max size" in str(
             cause
@@ -144,6 +158,8 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
     for candidate in reversed(causes):
         for types, name in _BY_TYPE:
             if isinstance(candidate, types):
+                if isinstance(candidate, BlockedAddressError) and candidate.args:
+                    return name, str(candidate.args[0])  # the reason, as blocked_reason()
                 return name, _detail(candidate)
     for cause in causes:
         if isinstance(cause, (DownloadCancelledError, defer.CancelledError)):

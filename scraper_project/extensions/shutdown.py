@@ -31,6 +31,7 @@ from scrapy import signals
 from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 
+from scraper_project.fasthttp import FastHTTPDownloadHandler
 from scraper_project.handlers import CancellableHTTP11DownloadHandler
 from scraper_project.report import feed_slots, flush_feeds
 
@@ -96,14 +97,17 @@ class GracefulShutdown(CloseSpider):
         else:  # not the pages spider: plain close
             super()._close_spider(reason)
 
-    def _handlers(self) -> list[CancellableHTTP11DownloadHandler]:
+    def _handlers(self) -> list[CancellableHTTP11DownloadHandler | FastHTTPDownloadHandler]:
         try:
             handlers = self.crawler.engine.downloader.handlers._handlers
         except (RuntimeError, AttributeError):
             return []
-        seen: list[CancellableHTTP11DownloadHandler] = []
+        seen: list[CancellableHTTP11DownloadHandler | FastHTTPDownloadHandler] = []
         for handler in handlers.values():
-            if isinstance(handler, CancellableHTTP11DownloadHandler) and handler not in seen:
+            if (
+                isinstance(handler, (CancellableHTTP11DownloadHandler, FastHTTPDownloadHandler))
+                and handler not in seen
+            ):
                 seen.append(handler)
         return seen
 
