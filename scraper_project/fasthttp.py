@@ -88,7 +88,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.web._newclient import ParseError
 
-from scraper_project.handlers import CANCELLED_KEY, NOT_ATTEMPTED_KEY
+from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -517,7 +517,8 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._bind_address = normalize_bind_address(settings.get("DOWNLOAD_BIND_ADDRESS"))
         self._max_idle_per_host = max(1, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
         self._max_idle = max(1, settings.getint("CONCURRENT_REQUESTS"))
-        self._ssl_context: ssl.SSLContext = _make_ssl_context(settings)
+        self._settings = settings
+        self._ssl: ssl.SSLContext | None = None  # made on the first https request
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._idle_count = 0
         self._connections: set[_Connection] = set()
@@ -568,6 +569,12 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
             if self._expired or self._cancelled:
                 self._expired.discard(task)
                 self._cancelled.discard(task)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Loading the default certificates takes ~20 ms: not for http-only lists.
+        if self._ssl is None:
+            self._ssl = _make_ssl_context(self._settings)
+        return self._ssl
 
     def cancel_all(self) -> int:
         """Stop accepting downloads and cancel those in progress; return how
@@ -700,7 +707,7 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         ip = await self._resolve(target)
         loop = asyncio.get_running_loop()
         connection = _Connection(self, target.key)
-        context = self._ssl_context if target.tls else None
+        context = self._ssl_context() if target.tls else None
         try:
             await loop.create_connection(
                 lambda: connection,

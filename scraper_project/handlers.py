@@ -20,6 +20,8 @@ from scrapy.exceptions import DownloadCancelledError, ResponseDataLossError
 from scrapy.utils._download_handlers import get_dataloss_msg, wrap_twisted_exceptions
 from scrapy.utils.defer import maybe_deferred_to_future
 
+from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.http import Response
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANCELLED_KEY = "pages_cancelled"
-NOT_ATTEMPTED_KEY = "pages_not_attempted"
+__all__ = ["CANCELLED_KEY", "NOT_ATTEMPTED_KEY", "CancellableHTTP11DownloadHandler"]
 
 
 class CancellableHTTP11DownloadHandler(HTTP11DownloadHandler):

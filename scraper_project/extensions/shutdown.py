@@ -31,8 +31,6 @@ from scrapy import signals
 from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 
-from scraper_project.fasthttp import FastHTTPDownloadHandler
-from scraper_project.handlers import CancellableHTTP11DownloadHandler
 from scraper_project.report import feed_slots, flush_feeds
 
 if TYPE_CHECKING:
@@ -97,17 +95,16 @@ class GracefulShutdown(CloseSpider):
         else:  # not the pages spider: plain close
             super()._close_spider(reason)
 
-    def _handlers(self) -> list[CancellableHTTP11DownloadHandler | FastHTTPDownloadHandler]:
+    def _handlers(self) -> list[Any]:
+        """The download handlers that can cancel (``cancel_all()``): the
+        project's, whichever is configured."""
         try:
             handlers = self.crawler.engine.downloader.handlers._handlers
         except (RuntimeError, AttributeError):
             return []
-        seen: list[CancellableHTTP11DownloadHandler | FastHTTPDownloadHandler] = []
+        seen: list[Any] = []
         for handler in handlers.values():
-            if (
-                isinstance(handler, (CancellableHTTP11DownloadHandler, FastHTTPDownloadHandler))
-                and handler not in seen
-            ):
+            if callable(getattr(handler, "cancel_all", None)) and handler not in seen:
                 seen.append(handler)
         return seen
 

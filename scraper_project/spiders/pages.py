@@ -35,11 +35,11 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
+from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
 from scraper_project.cluster.connection import check_redis, is_clustered
 from scraper_project.cluster.worker import ClusterWorker
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
-from scraper_project.handlers import CANCELLED_KEY, NOT_ATTEMPTED_KEY
 from scraper_project.inputs import InputError, LineReader, check_source, is_remote
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
