@@ -210,9 +210,6 @@ class _MemoryScheduler(Scheduler):
             return request
         return None
 
-    def has_pending_requests(self) -> bool:
-        return len(self) > 0
-
     def __len__(self) -> int:
         if self._fast:
             return self._count

@@ -116,6 +116,15 @@ def _positive_float(settings: BaseSettings, name: str) -> float:
     return value
 
 
+def invalid_row(text: str, line: int, exc: InvalidURL, max_length: int) -> PageItem:
+    """The row of a list line that is not a URL the crawl can fetch."""
+    return new_item(
+        clean_text(escape_surrogates(text), max_length or 0),
+        line,
+        format_error("invalid_url", str(exc), 0),
+    )
+
+
 class PagesSpider(Spider):
     """Fetch every URL of a list once and report what happened to it."""
 
@@ -361,11 +370,7 @@ class PagesSpider(Spider):
                         url = normalize_url(text, max_length)
                     except InvalidURL as exc:
                         inc(stats, "input/invalid")
-                        row = new_item(
-                            clean_text(escape_surrogates(text), max_length or 0),
-                            lineno,
-                            format_error("invalid_url", str(exc), 0),
-                        )
+                        row = invalid_row(text, lineno, exc, max_length)
                         if self.stop_reason is None:
                             yield row
                         else:
@@ -439,12 +444,7 @@ class PagesSpider(Spider):
                     try:
                         urls.append((normalize_url(text, max_length), lineno))
                     except InvalidURL as exc:
-                        row = new_item(
-                            clean_text(escape_surrogates(text), max_length or 0),
-                            lineno,
-                            format_error("invalid_url", str(exc), 0),
-                        )
-                        rows.append(dict(row))
+                        rows.append(dict(invalid_row(text, lineno, exc, max_length)))
                 while frontier.queued() >= self.max_queued and self.stop_reason is None:
                     frontier.touch_loader(loader, worker.ttl)
                     await asyncio.sleep(_CAPACITY_POLL)
