@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,14 +109,6 @@ async def test_global_rate_over_four_hosts(site: DemoSite, tmp_path: Path) -> No
     assert problems == []
 
 
-@pytest.fixture(scope="module")
-def latent_site() -> Iterator[DemoSite]:
-    """A demo site that answers every page 20 ms late: a crawl of it is bound
-    by latency and concurrency, not by the CPU the machine has left."""
-    with demo_site(args=["--latency", "0.02"]) as running:
-        yield running
-
-
 @pytest.mark.timeout(180)
 @pytest_twisted.ensureDeferred
 async def test_slow_domain_does_not_starve_others(latent_site: DemoSite, tmp_path: Path) -> None:
@@ -158,9 +151,17 @@ async def test_slow_domain_does_not_starve_others(latent_site: DemoSite, tmp_pat
     assert max(together) >= 0.9 * max(alone), (alone, together)
 
 
-@pytest.fixture(scope="module")
+def _gaps(site: DemoSite, tag: str) -> list[float]:
+    """Seconds between the server's arrivals of a crawl's requests."""
+    times = _times(site, tag, 0)
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
+
+
+@pytest.fixture
 def limited_site() -> Iterator[DemoSite]:
-    """A demo site that answers 429 + Retry-After beyond 5 requests/s."""
+    """A demo site that answers 429 + Retry-After beyond 5 requests/s, fresh
+    for each test: the limit is per client IP, and a crawl run just before
+    would leave the bucket empty."""
     with demo_site(args=["--rate-limit", "5", "--rate-burst", "1"]) as running:
         yield running
 
@@ -169,12 +170,25 @@ def limited_site() -> Iterator[DemoSite]:
 @pytest_twisted.ensureDeferred
 async def test_crawling_a_rate_limited_server(limited_site: DemoSite, tmp_path: Path) -> None:
     """End to end against the project's ASGI rate limiter: pacing below the
-    server's limit gets no 429; no pacing gets 429 rows."""
-    urls = write_list(tmp_path / "u.txt", (f"{limited_site.url}/page/{i}" for i in range(30)))
-    paced = await crawl(urls, tmp_path, {**NO_ROBOTS, "RATELIMIT_RATE": 4}, report="paced.jsonl")
-    assert {r["status"] for r in paced.rows} == {200}
-    urls = write_list(tmp_path / "u2.txt", (f"{limited_site.url}/page/{i}?x" for i in range(30)))
-    unpaced = await crawl(urls, tmp_path, NO_ROBOTS, report="unpaced.jsonl")
+    server's limit gets no 429; no pacing gets 429 rows.
+
+    The pace is half the server's limit: the server (GCRA, burst 1) refuses
+    a request that comes less than 200 ms after the previous one's slot, so
+    at 4/s a stall of over 50 ms of either process (a shared 2-core machine)
+    made the next request early; at 2.5/s it takes a 200 ms stall."""
+    tag = uuid.uuid4().hex[:8]
+    urls = write_list(
+        tmp_path / f"{tag}.txt", (f"{limited_site.url}/page/{i}?{tag}" for i in range(20))
+    )
+    paced = await crawl(
+        urls, tmp_path, {**NO_ROBOTS, "RATELIMIT_RATE": 2.5}, report=f"{tag}-paced.jsonl"
+    )
+    assert len(paced.rows) == 20
+    assert {r["status"] for r in paced.rows} == {200}, _gaps(limited_site, tag)
+    urls = write_list(
+        tmp_path / f"{tag}-x.txt", (f"{limited_site.url}/page/{i}?x{tag}" for i in range(30))
+    )
+    unpaced = await crawl(urls, tmp_path, NO_ROBOTS, report=f"{tag}-unpaced.jsonl")
     statuses = [r["status"] for r in unpaced.rows]
     assert statuses.count(429) >= 20
     assert len(statuses) == 30

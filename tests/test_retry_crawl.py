@@ -135,10 +135,17 @@ async def test_429_retry_after_pauses_the_whole_domain(site: DemoSite, tmp_path:
 
 @pytest.mark.timeout(180)
 @pytest_twisted.ensureDeferred
-async def test_backoff_holds_no_slot(site: DemoSite, tmp_path: Path) -> None:
+async def test_backoff_holds_no_slot(latent_site: DemoSite, tmp_path: Path) -> None:
     """One URL backing off for 10 s beside 1,000 healthy URLs of another
-    host: the healthy ones go as fast as without it."""
+    host: the healthy ones go as fast as without it.
+
+    Four requests at once in all, 20 ms a page: host B's speed is set by
+    latency (at most 200/s), not by the CPU left on a shared machine. A
+    backoff that held one of the four slots would cut B to 3/4 of its speed
+    for the whole of its crawl (B is done before the 10 s are over)."""
+    site = latent_site
     port = site.url.rsplit(":", 1)[1]
+    settings = {**NO_ROBOTS, "CONCURRENT_REQUESTS": 4, "CONCURRENT_REQUESTS_PER_DOMAIN": 4}
 
     async def healthy_rate(with_backoff: bool) -> float:
         tag = uuid.uuid4().hex[:8]
@@ -147,15 +154,27 @@ async def test_backoff_holds_no_slot(site: DemoSite, tmp_path: Path) -> None:
         if with_backoff:
             lines.insert(0, f"http://a.test:{port}/fail/{tag}?times=1&status=503&retry_after=10")
         urls = write_list(tmp_path / f"{tag}.txt", lines)
-        result = await crawl(urls, tmp_path, NO_ROBOTS, report=f"{tag}.jsonl")
+        result = await crawl(urls, tmp_path, settings, report=f"{tag}.jsonl")
         assert len(result.rows) == len(lines)
         assert {r["status"] for r in result.rows} == {200}
-        times = sorted(r["time"] for r in site.requests(since) if r["path"].startswith("/page/"))
+        requests = site.requests(since)
+        times = sorted(r["time"] for r in requests if r["path"].startswith("/page/"))
         assert len(times) == 1000
+        if with_backoff:
+            # The retry really waited: B was finished before it went.
+            fails = sorted(r["time"] for r in requests if r["path"].startswith("/fail/"))
+            assert len(fails) == 2
+            assert fails[1] - fails[0] >= 9.9
+            assert times[-1] < fails[1]
         return (len(times) - 1) / (times[-1] - times[0])
 
-    alone, together = [], []
-    for _ in range(2):  # alternated, best of two: runs vary by about 10 %
+    # Rounds alternated, the best of each; a third round only if the first
+    # two disagree (a stall on a shared machine can spoil one run).
+    alone: list[float] = []
+    together: list[float] = []
+    for _ in range(3):
         alone.append(await healthy_rate(False))
         together.append(await healthy_rate(True))
+        if len(alone) >= 2 and max(together) >= 0.9 * max(alone):
+            break
     assert max(together) >= 0.9 * max(alone), (alone, together)
