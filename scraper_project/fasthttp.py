@@ -29,7 +29,8 @@ so either can be the ``DOWNLOAD_HANDLERS`` for http and https:
   with Scrapy's handlers;
 - the pool keeps at most ``CONCURRENT_REQUESTS_PER_DOMAIN`` idle connections
   per (scheme, host, port), as Twisted's pool does, and at most
-  ``CONCURRENT_REQUESTS`` in all; a connection is dropped after any error,
+  ``CONCURRENT_REQUESTS`` in all (the one idle the longest is closed to make
+  room); a connection is dropped after any error,
   ``Connection: close``, HTTP/1.0 without keep-alive, a HEAD request or a
   response not read to its end; a request that fails on a reused connection
   before any byte of its response is sent again once on a new connection
@@ -358,11 +359,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.handler._connections.discard(self)
-        idle_in = self.idle_in
-        if idle_in is not None:
-            self.idle_in = None
-            idle_in.remove(self)
-            self.handler._idle_count -= 1
+        if self.idle_in is not None:
+            self.handler._forget_idle(self)
         if self.waiter is None or self.done or self.error is not None or self.stop_download:
             self._wake()
             return
@@ -519,8 +517,11 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._max_idle = max(1, settings.getint("CONCURRENT_REQUESTS"))
         self._settings = settings
         self._ssl: ssl.SSLContext | None = None  # made on the first https request
+        # Idle connections by (scheme, host, port), most recent last; a key
+        # goes when its list empties (a list of a million hosts leaves none).
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._idle_count = 0
+        # All idle connections, least recently released first.
+        self._idle_lru: dict[_Connection, None] = {}
         self._connections: set[_Connection] = set()
         self._targets: dict[tuple[str, str], _Target] = {}
         self._inflight: dict[Request, asyncio.Task[Any]] = {}
@@ -593,8 +594,10 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
     async def close(self) -> None:
         for connection in list(self._connections):
             connection.abort()
+        for connection in self._idle_lru:
+            connection.idle_in = None
         self._idle.clear()
-        self._idle_count = 0
+        self._idle_lru.clear()
         if self._fallback is not None:
             await self._fallback.close()
 
@@ -727,12 +730,15 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
             ) from exc
         return connection
 
+    @property
+    def _idle_count(self) -> int:
+        return len(self._idle_lru)
+
     def _take(self, key: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
-            connection = idle.pop()
-            self._idle_count -= 1
-            connection.idle_in = None
+            connection = idle[-1]
+            self._forget_idle(connection)
             if not connection.lost:
                 return connection
         return None
@@ -743,19 +749,32 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
             return
         key = connection.key
         idle = self._idle.get(key)
+        if idle is not None and len(idle) >= self._max_idle_per_host:
+            self._drop_idle(idle[0])
+        if len(self._idle_lru) >= self._max_idle:
+            # The pool is full: the connection idle the longest goes, whatever
+            # its host (hosts of a long list come and go).
+            self._drop_idle(next(iter(self._idle_lru)))
+        idle = self._idle.get(key)
         if idle is None:
             idle = self._idle[key] = []
-        elif len(idle) >= self._max_idle_per_host:
-            oldest = idle.pop(0)
-            oldest.idle_in = None
-            self._idle_count -= 1
-            oldest.close()
-        if self._idle_count >= self._max_idle:
-            connection.close()
-            return
         idle.append(connection)
         connection.idle_in = idle
-        self._idle_count += 1
+        self._idle_lru[connection] = None
+
+    def _forget_idle(self, connection: _Connection) -> None:
+        """Take an idle ``connection`` out of the pool (it stays open)."""
+        idle = connection.idle_in
+        assert idle is not None
+        connection.idle_in = None
+        idle.remove(connection)
+        del self._idle_lru[connection]
+        if not idle and self._idle.get(connection.key) is idle:
+            del self._idle[connection.key]
+
+    def _drop_idle(self, connection: _Connection) -> None:
+        self._forget_idle(connection)
+        connection.close()
 
     async def _download(self, request: Request, meta: dict[str, Any]) -> Response:
         target, path = self._target(request)

@@ -37,6 +37,10 @@ DOWNLOAD_WARNSIZE = 0
 
 # -- politeness ---------------------------------------------------------------
 ROBOTSTXT_OBEY = True
+# Per-host memory (middlewares/bounded.py): robots.txt parsers and cookie
+# domains kept, least recently used dropped (0: keep all, as stock Scrapy).
+ROBOTSTXT_MAX_HOSTS = 10_000
+COOKIES_MAX_DOMAINS = 10_000
 # Rotate real-world User-Agents (scrapy-fake-useragent, offline data). Set
 # PAGES_ROTATE_USER_AGENT=False, or USER_AGENT for a run, to send one fixed UA.
 PAGES_ROTATE_USER_AGENT = True
@@ -122,6 +126,10 @@ PAGES_HANDLE_SIGNALS = True  # 1st SIGINT/SIGTERM: graceful stop; 2nd: stop now
 
 # -- components -------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scraper_project.middlewares.bounded.BoundedRobotsTxtMiddleware": 100,
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "scraper_project.middlewares.bounded.BoundedCookiesMiddleware": 700,
     # After robots.txt (100): forbidden URLs take no token.
     "scraper_project.middlewares.ratelimit.RateLimitMiddleware": 150,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 400,

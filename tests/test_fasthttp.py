@@ -414,6 +414,40 @@ async def test_request_bytes_and_reuse(capture: Any) -> None:
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
 @_in_task
+async def test_pool_full_drops_the_longest_idle_connection(capture: Any) -> None:
+    """With room for 2 idle connections, the third host's connection stays
+    and the one idle the longest goes; a host's entry goes with its last
+    connection (a list of a million hosts leaves nothing behind)."""
+    servers = [await capture(lambda data: _ok()) for _ in range(3)]
+    handler = _handler({"CONCURRENT_REQUESTS": 2})
+    try:
+        for server in servers:  # 0, 1, 2: the pool is full at 2; 0 goes
+            assert (await handler.download_request(Request(f"{server.url}/"))).status == 200
+        assert handler._idle_count == 2
+        for server in (servers[2], servers[1], servers[0]):
+            assert (await handler.download_request(Request(f"{server.url}/"))).status == 200
+        assert [server.connections for server in servers] == [2, 1, 1]
+        # Idle now: 1 and 0. A fourth host's connection pushes 1 out; then its
+        # server closes it: the client forgets the connection and the host.
+        closing = await capture(lambda data: _ok())
+        closing.close_after_reply = True
+        assert (await handler.download_request(Request(f"{closing.url}/"))).status == 200
+        for _ in range(200):
+            if handler._idle_count < 2:
+                break
+            await asyncio.sleep(0.01)
+        port = int(servers[0].url.rsplit(":", 1)[1])
+        assert list(handler._idle) == [("http", "127.0.0.1", port)]
+        assert handler._idle_count == 1
+    finally:
+        await handler.close()
+    assert not handler._idle
+    assert handler._idle_count == 0
+
+
+@pytest.mark.timeout(30)
+@pytest_twisted.ensureDeferred
+@_in_task
 async def test_connections_not_reused(capture: Any) -> None:
     """Connection: close, HTTP/1.0 and HEAD responses end their connection."""
     answers = [

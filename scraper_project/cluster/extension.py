@@ -4,7 +4,9 @@ Enabled in cluster mode only (``PAGES_REDIS_URL``). Every tick
 (``min(PAGES_FLUSH_INTERVAL or 1, PAGES_CLUSTER_LEASE_TTL / 3)`` seconds) it
 flushes the report files and acknowledges the rows they now hold, renews the
 worker's lease, re-queues the entries of workers that stopped renewing theirs,
-and wakes the engine if the queue has entries while it sat idle.
+and wakes the engine if the queue has entries while it sat idle. A worker
+holding no URL also looks at the queue every 0.25 s, so new work (a list
+loaded into a waiting cluster) starts at once, not at the next tick.
 
 A worker stays up while the cluster has work (entries queued or held by any
 worker, or a list being loaded) and closes (reason ``finished``) once there
@@ -34,6 +36,9 @@ __all__ = ["ClusterExtension"]
 logger = logging.getLogger(__name__)
 
 
+_IDLE_POLL = 0.25  # seconds between looks at the queue of a worker holding nothing
+
+
 class ClusterExtension:
     """``EXTENSIONS``; see the module docstring."""
 
@@ -46,6 +51,7 @@ class ClusterExtension:
         self.idle_close = settings.getfloat("PAGES_CLUSTER_IDLE_CLOSE")
         self._finished_since: float | None = None
         self._ticker: Any = None
+        self._poller: Any = None
         connect = crawler.signals.connect
         connect(self._engine_started, signals.engine_started, weak=False)
         connect(self._finished, signals.item_scraped, weak=False)
@@ -70,6 +76,8 @@ class ClusterExtension:
         )  # fmt: skip
         self._ticker = create_looping_call(self.tick)
         self._ticker.start(self.interval, now=False)
+        self._poller = create_looping_call(self.poll)
+        self._poller.start(_IDLE_POLL, now=False)
 
     def tick(self) -> None:
         worker = self.worker
@@ -81,6 +89,17 @@ class ClusterExtension:
         except Exception:
             # Redis unreachable for a moment: the lease outlives a few ticks.
             logger.warning("cluster tick failed", exc_info=True)
+
+    def poll(self) -> None:
+        """Wake an idle worker (one holding no URL) when work is queued."""
+        worker = self.worker
+        if worker.leases or worker.closed:
+            return  # busy: the engine asks the queue by itself
+        try:
+            if worker.frontier.queued() > 0:
+                self._wake_engine()
+        except Exception:
+            logger.debug("cluster poll failed", exc_info=True)  # the tick reports it
 
     def _wake_engine(self) -> None:
         engine = self.crawler.engine
@@ -119,8 +138,9 @@ class ClusterExtension:
         )
 
     def _spider_closed(self) -> None:
-        if self._ticker is not None and getattr(self._ticker, "running", False):
-            self._ticker.stop()
+        for loop in (self._ticker, self._poller):
+            if loop is not None and getattr(loop, "running", False):
+                loop.stop()
         try:
             self.worker.leave()
         except Exception:
