@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +14,7 @@ import pytest_twisted
 from scrapy import Request, Spider
 from scrapy.exceptions import IgnoreRequest, UsageError
 from scrapy.http import Response
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
@@ -24,14 +28,18 @@ from tests.support.servers import DemoSite
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 
 
-def _robots_mw(limit: int) -> tuple[BoundedRobotsTxtMiddleware, list[str]]:
-    """The middleware with an engine whose downloads answer ``ROBOTS`` and
-    record the robots.txt URLs asked for."""
+def _robots_mw(
+    limit: int, gate: asyncio.Event | None = None
+) -> tuple[BoundedRobotsTxtMiddleware, list[str]]:
+    """The middleware with an engine whose downloads answer ``ROBOTS`` (once
+    ``gate`` is set, if given) and record the robots.txt URLs asked for."""
     crawler = get_crawler(Spider, {"ROBOTSTXT_OBEY": True, "ROBOTSTXT_MAX_HOSTS": limit})
     fetched: list[str] = []
 
     async def download_async(request: Request) -> Response:
         fetched.append(request.url)
+        if gate is not None:
+            await gate.wait()
         return Response(request.url, body=ROBOTS)
 
     crawler.engine = SimpleNamespace(download_async=download_async)  # type: ignore[assignment]
@@ -74,6 +82,53 @@ async def test_robots_never_evicts_a_fetch_in_progress() -> None:
     assert await _visit(mw, "h0")
     assert await _visit(mw, "h1")  # over the limit: h0 goes, not the fetch
     assert list(mw._parsers) == ["slow", "h1"]
+
+
+def _in_task(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Any]:
+    """Run an asyncio-using test body as a task of the reactor's loop."""
+
+    @functools.wraps(test)
+    async def wrapper() -> None:
+        await deferred_from_coro(test())
+
+    return wrapper
+
+
+@pytest.mark.timeout(30)
+@pytest_twisted.ensureDeferred
+@_in_task
+async def test_robots_every_waiter_gets_the_rules() -> None:
+    """Eight requests for a disallowed page while the host's robots.txt is
+    still coming: all eight are refused. (Scrapy 2.19's own middleware let
+    the third and later ones through, as if there were no robots.txt.)"""
+    gate = asyncio.Event()
+    mw, fetched = _robots_mw(limit=10, gate=gate)
+    visits = [asyncio.ensure_future(_visit(mw, "h0", f"/private/{i}")) for i in range(8)]
+    await asyncio.sleep(0.05)
+    assert fetched == ["http://h0/robots.txt"]  # one fetch, seven waiters
+    gate.set()
+    assert await asyncio.gather(*visits) == [False] * 8
+
+
+@pytest.mark.timeout(30)
+@pytest_twisted.ensureDeferred
+@_in_task
+async def test_robots_limit_holds_after_many_fetches_at_once() -> None:
+    """Eight hosts' robots.txt in flight at once with room for 3: over the
+    limit while they run, back to 3 when they end, and it stays there."""
+    gate = asyncio.Event()
+    mw, _ = _robots_mw(limit=3, gate=gate)
+    visits = [asyncio.ensure_future(_visit(mw, f"h{i}")) for i in range(8)]
+    await asyncio.sleep(0.05)
+    assert len(mw._parsers) == 8  # all in progress: none can go
+    gate.set()
+    assert await asyncio.gather(*visits) == [True] * 8
+    assert len(mw._parsers) == 3
+    for i in range(8, 40):
+        assert await _visit(mw, f"h{i}")
+        assert len(mw._parsers) == 3
+    assert list(mw._parsers) == ["h37", "h38", "h39"]
+    assert mw._stats.get_value("robotstxt/evicted") == 37
 
 
 @pytest.mark.timeout(30)
@@ -134,6 +189,30 @@ def test_cookies_domain_cookies_and_dotless_hosts_are_evicted_too() -> None:
     assert mw.stats.get_value("cookies/evicted_domains") == 3
 
 
+def test_cookies_of_ipv6_and_dotless_domains_are_tracked() -> None:
+    mw = _cookies_mw(limit=1)
+    _set(mw, "http://[::1]:8080/", "v6=1")  # filed under "[::1].local"
+    _set(mw, "http://intranet/", "wide=1; Domain=intranet.local")  # ".intranet.local"
+    assert _sent(mw, "http://intranet/") == "wide=1"
+    _set(mw, "http://a.test/", "a=1")
+    stored = mw.jars[None].jar._cookies  # type: ignore[attr-defined]
+    assert set(stored) == {"a.test"}
+    assert mw.stats.get_value("cookies/evicted_domains") == 2
+
+
+def test_cookies_untracked_domains_are_swept() -> None:
+    """A domain stored by a rule ``_touch`` does not foresee is dropped once
+    the jar holds twice the limit: the bound holds whatever happens."""
+    mw = _cookies_mw(limit=2)
+    _set(mw, "http://a.test/", "a=1")
+    stored = mw.jars[None].jar._cookies  # type: ignore[attr-defined]
+    for i in range(4):
+        stored[f"stray{i}.test"] = {}
+    _set(mw, "http://b.test/", "b=1")
+    assert set(stored) == {"a.test", "b.test"}
+    assert mw.stats.get_value("cookies/evicted_domains") == 4
+
+
 def test_cookies_limit_spans_jars_and_zero_means_no_limit() -> None:
     mw = _cookies_mw(limit=1)
     _set(mw, "http://a.test/", "a=1", jar="one")
@@ -173,12 +252,13 @@ def test_project_uses_the_bounded_middlewares() -> None:
 async def test_crawl_of_many_hosts_keeps_few_parsers_and_obeys_every_robots_txt(
     site: DemoSite, tmp_path: Path
 ) -> None:
-    """40 hosts, a page and a disallowed page each, at most 5 parsers kept:
+    """40 hosts, a page and three disallowed pages each, at most 5 parsers kept:
     every disallowed page is still refused, every page fetched, and every
     robots.txt the crawl asked for reached the server."""
     port = site.url.rsplit(":", 1)[1]
     hosts = [f"h{i}.test" for i in range(40)]
-    lines = [f"http://{h}:{port}/{p}" for h in hosts for p in ("page/1", "private/x")]
+    private = ("private/x", "private/y", "private/z")  # waiters beyond the second
+    lines = [f"http://{h}:{port}/{p}" for h in hosts for p in ("page/1", *private)]
     since = len(site.requests())
     settings = {
         "ROBOTSTXT_OBEY": True,
@@ -190,7 +270,9 @@ async def test_crawl_of_many_hosts_keeps_few_parsers_and_obeys_every_robots_txt(
     assert len(by_url) == len(lines)
     for host in hosts:
         assert by_url[f"http://{host}:{port}/page/1"]["status"] == 200
-        assert by_url[f"http://{host}:{port}/private/x"]["error"].startswith("robots_forbidden:")
+        for path in private:
+            row = by_url[f"http://{host}:{port}/{path}"]
+            assert row["error"].startswith("robots_forbidden:"), row
     robots = [r for r in site.requests(since) if r["path"] == "/robots.txt"]
     assert len(robots) == result.stats["robotstxt/request_count"] >= len(hosts)
     assert not [r for r in site.requests(since) if r["path"].startswith("/private/")]

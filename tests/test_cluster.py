@@ -145,21 +145,28 @@ def crawl_and_time(
     urls = write_list(tmp_path / f"urls-{offset}.txt", (slow_site.url + p for p in sorted(paths)))
     since = len(slow_site.requests())
     key = f"speed{offset}-{uuid.uuid4().hex[:8]}"
-    # The workers that load nothing start first and wait (idle close 5 s,
-    # longer than a start-up) until the loader queues the list: what is
-    # timed is the crawl, not how late a second process finished importing
-    # Scrapy on a busy machine.
-    args = cluster_args(redis_url, key, PAGES_CLUSTER_IDLE_CLOSE=5)
+    # The workers that load nothing start first and wait until the loader
+    # queues the list: what is timed is the crawl, not how late a second
+    # process finished importing Scrapy on a busy machine. A placeholder
+    # loader keeps them from closing (no work, no loader) meanwhile.
+    args = cluster_args(redis_url, key)
+    shared = frontier(redis_url, key)
+    shared.touch_loader("test-hold", 120)
     batch = [Worker(args, tmp_path / f"{key}-{i}.csv") for i in range(1, n)]
     workers.extend(batch)
     deadline = time.monotonic() + 60
-    while frontier(redis_url, key).status().workers < n - 1:
+    while shared.status().workers < n - 1:
         assert time.monotonic() < deadline, [w.text()[-2000:] for w in batch]
         assert all(w.proc.poll() is None for w in batch), [w.text()[-2000:] for w in batch]
         time.sleep(0.05)
     loader = Worker([*args, "-a", f"urls={urls}"], tmp_path / f"{key}-0.csv")
     workers.append(loader)
     batch.insert(0, loader)
+    while shared.status().stats.get("urls", 0) == 0:  # the real loader is at work
+        assert time.monotonic() < deadline + 60, loader.text()[-2000:]
+        assert loader.proc.poll() is None, loader.text()[-2000:]
+        time.sleep(0.02)
+    shared.loader_done("test-hold")
     for worker in batch:
         assert worker.wait(120) == 0, worker.text()[-3000:]
     seen = paths_seen(slow_site, since, paths)

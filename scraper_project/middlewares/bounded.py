@@ -8,7 +8,9 @@ cookies. These subclasses keep the most recently used ones:
 - ``ROBOTSTXT_MAX_HOSTS`` (default 10,000): robots.txt parsers kept. An
   evicted host's robots.txt is fetched again if the host comes back
   (``robotstxt/evicted`` counts evictions). Fetches in progress are never
-  evicted.
+  evicted. Also fixed here: in Scrapy 2.19 the third and later requests
+  waiting for the same robots.txt got no rules at all (they were let
+  through); each waiter now gets the parser.
 - ``COOKIES_MAX_DOMAINS`` (default 10,000): cookie domains kept (a domain is
   what a cookie is stored under: ``www.example.com`` or ``.example.com``).
   The least recently used domain's cookies are dropped: for that site it is
@@ -20,13 +22,15 @@ same settings, meta keys, signals and stats.
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured, UsageError
-from scrapy.http.cookies import potential_domain_matches
+from scrapy.http.cookies import WrappedRequest, potential_domain_matches
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BoundedCookiesMiddleware", "BoundedRobotsTxtMiddleware", "count_setting"]
 
+_MISSING: Any = object()
+
 
 def count_setting(settings: BaseSettings, name: str) -> int:
     """An integer setting >= 0 (0: no limit); ``UsageError`` naming it if not."""
@@ -54,6 +60,13 @@ def count_setting(settings: BaseSettings, name: str) -> int:
             f"{name} must be an integer >= 0 (0 = no limit), got {raw!r}", print_help=False
         ) from None
     return value
+
+
+def _cookiejar_names(request: Request) -> tuple[str, str]:
+    """http.cookiejar's request host and effective request host names."""
+    # A module function of http.cookiejar (not in typeshed): the names it files by.
+    names: tuple[str, str] = http.cookiejar.eff_request_host(WrappedRequest(request))  # type: ignore[attr-defined]
+    return names
 
 
 def _stored(jar: CookieJar) -> dict[str, Any]:
@@ -78,22 +91,45 @@ class BoundedRobotsTxtMiddleware(RobotsTxtMiddleware):
     async def robot_parser(self, request: Request) -> RobotParser | None:
         parsers = self._parsers
         netloc = urlparse_cached(request).netloc
-        if netloc in parsers:
-            parsers.move_to_end(netloc)
-        elif self.max_hosts and len(parsers) >= self.max_hosts:
-            self._evict()
-        return await super().robot_parser(request)
+        entry = parsers.get(netloc, _MISSING)
+        if entry is _MISSING:
+            try:
+                return await super().robot_parser(request)  # fetches it
+            finally:
+                if self.max_hosts and len(parsers) > self.max_hosts:
+                    self._trim()
+        parsers.move_to_end(netloc)
+        if isinstance(entry, Deferred):
+            # Scrapy 2.19 awaits the shared Deferred itself, and asFuture()
+            # leaves None as its result: from the third waiter on, requests
+            # got None, i.e. no robots.txt rules. Each waiter gets its own.
+            waiter: Deferred[RobotParser | None] = Deferred()
 
-    def _evict(self) -> None:
+            def relay(parser: RobotParser | None) -> RobotParser | None:
+                waiter.callback(parser)
+                return parser
+
+            entry.addCallback(relay)
+            return await maybe_deferred_to_future(waiter)
+        parser: RobotParser | None = entry
+        return parser
+
+    def _trim(self) -> None:
+        """Drop the least recently used parsers beyond the limit. Fetches in
+        progress stay (Scrapy looks their Deferred up again when they end), so
+        the dict may hold more while more fetches than that are running."""
         parsers = self._parsers
-        # In-progress fetches are the most recent entries, so this stops at
-        # the first or second entry; they are skipped because Scrapy's code
-        # looks their Deferred up again when the fetch ends.
+        excess = len(parsers) - self.max_hosts
+        doomed: list[str] = []
         for netloc, parser in parsers.items():
+            if len(doomed) >= excess:
+                break
             if not isinstance(parser, Deferred):
-                del parsers[netloc]
-                self._stats.inc_value("robotstxt/evicted")
-                return
+                doomed.append(netloc)
+        for netloc in doomed:
+            del parsers[netloc]
+        if doomed:
+            self._stats.inc_value("robotstxt/evicted", len(doomed))
 
 
 class BoundedCookiesMiddleware(CookiesMiddleware):
@@ -146,9 +182,13 @@ class BoundedCookiesMiddleware(CookiesMiddleware):
         if not host:
             return
         host = host.lower()
-        matches = potential_domain_matches(host)
-        if "." not in host:  # http.cookiejar files dotless hosts under "host.local"
-            matches.append(f"{host}.local")
+        if "." in host and ":" not in host:
+            matches = potential_domain_matches(host)
+        else:
+            # Dotless and IPv6 hosts: http.cookiejar files their cookies
+            # under its own effective host names ("intranet.local", "[::1].local").
+            matches = [host, *_cookiejar_names(request)]
+            matches += [f".{name}" for name in matches]
         domains = self._domains
         for domain in matches:
             if domain in stored:
@@ -159,6 +199,17 @@ class BoundedCookiesMiddleware(CookiesMiddleware):
                     domains[key] = None
         if len(domains) > self.max_domains:
             self._evict()
+        if len(stored) > 2 * self.max_domains:
+            self._sweep(jar_key, stored)
+
+    def _sweep(self, jar_key: Any, stored: dict[str, Any]) -> None:
+        """Drop the domains of a jar that no request's host led to (a storage
+        rule of http.cookiejar not foreseen in ``_touch``): the bound holds."""
+        domains = self._domains
+        stray = [domain for domain in stored if (jar_key, domain) not in domains]
+        for domain in stray:
+            del stored[domain]
+        self.stats.inc_value("cookies/evicted_domains", len(stray))
 
     def _evict(self) -> None:
         domains = self._domains
