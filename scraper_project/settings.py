@@ -125,6 +125,8 @@ PAGES_FLUSH_INTERVAL = 1.0  # seconds between flushes of the report files (0: of
 PAGES_HANDLE_SIGNALS = True  # 1st SIGINT/SIGTERM: graceful stop; 2nd: stop now
 
 # -- components -------------------------------------------------------------------
+# Scrapy's downloader with CONCURRENT_REQUESTS_PER_DOMAIN enforced (downloader.py).
+DOWNLOADER = "scraper_project.downloader.PoliteDownloader"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scraper_project.middlewares.bounded.BoundedRobotsTxtMiddleware": 100,
