@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,7 +12,6 @@ import pytest_twisted
 from scrapy import Request, Spider
 from scrapy.exceptions import IgnoreRequest, UsageError
 from scrapy.http import Response
-from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
@@ -23,6 +20,7 @@ from scraper_project.middlewares.bounded import (
     BoundedRobotsTxtMiddleware,
 )
 from tests.crawl import TEST_SETTINGS, crawl, write_list
+from tests.support.aio import in_task
 from tests.support.servers import DemoSite
 
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
@@ -84,19 +82,9 @@ async def test_robots_never_evicts_a_fetch_in_progress() -> None:
     assert list(mw._parsers) == ["slow", "h1"]
 
 
-def _in_task(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Any]:
-    """Run an asyncio-using test body as a task of the reactor's loop."""
-
-    @functools.wraps(test)
-    async def wrapper() -> None:
-        await deferred_from_coro(test())
-
-    return wrapper
-
-
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_robots_every_waiter_gets_the_rules() -> None:
     """Eight requests for a disallowed page while the host's robots.txt is
     still coming: all eight are refused. (Scrapy 2.19's own middleware let
@@ -112,7 +100,7 @@ async def test_robots_every_waiter_gets_the_rules() -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_robots_limit_holds_after_many_fetches_at_once() -> None:
     """Eight hosts' robots.txt in flight at once with room for 3: over the
     limit while they run, back to 3 when they end, and it stays there."""

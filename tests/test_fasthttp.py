@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from scrapy.exceptions import (
 )
 from scrapy.http import HtmlResponse, TextResponse
 from scrapy.utils.asyncio import call_later
-from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
@@ -36,6 +34,7 @@ from scraper_project.errors import classify
 from scraper_project.fasthttp import MAX_HEADERS, FastHTTPDownloadHandler
 from scraper_project.handlers import CANCELLED_KEY, NOT_ATTEMPTED_KEY
 from tests.crawl import crawl, write_list
+from tests.support.aio import in_task
 from tests.support.rawserver import TRUNCATED_BODY, RawServer
 from tests.support.servers import DemoSite
 
@@ -267,14 +266,6 @@ async def test_cancel_all(site: DemoSite, raw: RawServer, tmp_path: Path) -> Non
 # Each test body runs as an asyncio task, as downloads do in a crawl.
 
 
-def _in_task(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Any]:
-    @functools.wraps(test)
-    async def wrapper(*args: Any, **kwargs: Any) -> None:
-        await deferred_from_coro(test(*args, **kwargs))
-
-    return wrapper
-
-
 def _handler(settings: dict[str, Any] | None = None) -> FastHTTPDownloadHandler:
     crawler = get_crawler(Spider, settings or {})
     crawler.spider = crawler._create_spider("t")
@@ -357,7 +348,7 @@ def _ok(body: bytes = b"<title>x</title>", extra: bytes = b"") -> bytes:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_response(raw: RawServer) -> None:
     handler = _handler()
     try:
@@ -383,7 +374,7 @@ async def test_response(raw: RawServer) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_request_bytes_and_reuse(capture: Any) -> None:
     server = await capture(lambda data: _ok(extra=b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n"))
     handler = _handler()
@@ -413,7 +404,7 @@ async def test_request_bytes_and_reuse(capture: Any) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_pool_full_drops_the_longest_idle_connection(capture: Any) -> None:
     """With room for 2 idle connections, the third host's connection stays
     and the one idle the longest goes; a host's entry goes with its last
@@ -447,7 +438,7 @@ async def test_pool_full_drops_the_longest_idle_connection(capture: Any) -> None
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_connections_not_reused(capture: Any) -> None:
     """Connection: close, HTTP/1.0 and HEAD responses end their connection."""
     answers = [
@@ -472,7 +463,7 @@ async def test_connections_not_reused(capture: Any) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_stale_connection_is_retried(capture: Any) -> None:
     """The server closes a kept-alive connection without saying so: the next
     request goes out again on a new connection."""
@@ -494,7 +485,7 @@ async def test_stale_connection_is_retried(capture: Any) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_read_until_close_and_interim(capture: Any) -> None:
     server = await capture(
         lambda data: (
@@ -517,7 +508,7 @@ async def test_read_until_close_and_interim(capture: Any) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_timeout(raw: RawServer) -> None:
     handler = _handler({"DOWNLOAD_TIMEOUT": 60})
     try:
@@ -537,7 +528,7 @@ async def test_timeout(raw: RawServer) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_cancel_all_directly(raw: RawServer) -> None:
     handler = _handler()
     try:
@@ -569,7 +560,7 @@ async def test_cancel_all_directly(raw: RawServer) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_other_cancellations_propagate(raw: RawServer) -> None:
     """A cancellation that is not cancel_all()'s stays a cancellation."""
     handler = _handler()
@@ -590,7 +581,7 @@ async def test_other_cancellations_propagate(raw: RawServer) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_dataloss(raw: RawServer) -> None:
     handler = _handler()
     try:
@@ -607,7 +598,7 @@ async def test_dataloss(raw: RawServer) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_maxsize_and_warnsize(
     site: DemoSite, raw: RawServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -631,7 +622,7 @@ async def test_maxsize_and_warnsize(
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_signals(site: DemoSite) -> None:
     """headers_received and bytes_received, StopDownload included."""
     handler = _handler()
@@ -668,7 +659,7 @@ async def test_signals(site: DemoSite) -> None:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_proxied_requests_use_the_twisted_client(raw: RawServer) -> None:
     """meta["proxy"] (HttpProxyMiddleware, from the environment too): the
     request goes through CancellableHTTP11DownloadHandler, created then."""
@@ -727,7 +718,7 @@ def _server_tls(tmp_path: Path) -> tuple[ssl.SSLContext, bytes]:
 
 @pytest.mark.timeout(30)
 @pytest_twisted.ensureDeferred
-@_in_task
+@in_task
 async def test_https(capture: Any, tmp_path: Path) -> None:
     """Not verified by default (as Scrapy); DOWNLOAD_VERIFY_CERTIFICATES
     refuses a self-signed certificate (tls_error)."""
