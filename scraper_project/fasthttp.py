@@ -282,11 +282,16 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         # Accepted as browsers and the Twisted client do: Content-Length with
-        # chunked (chunked wins), bare LF line ends, any byte in a value.
+        # chunked (chunked wins), bare LF line ends, any byte in a value, and
+        # a final response after a 1xx in HTTP/1.0 or with Connection: close
+        # (llhttp would take the 1xx for the last message and reject the rest).
+        # Bytes after the final response still end the connection
+        # (on_message_begin); should_keep_alive() is not changed by it.
         self.parser.set_dangerous_leniencies(
             lenient_headers=True,
             lenient_chunked_length=True,
             lenient_optional_cr_before_lf=True,
+            lenient_keep_alive=True,
         )
         self.ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
         self.certificate: bytes | None = None
