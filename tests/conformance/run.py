@@ -54,6 +54,10 @@ def sdist_tree(cache: Path, scrapy_version: str, *, offline: bool) -> Path:
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
              ":all:", f"scrapy=={scrapy_version}", "--dest", str(cache)]
         )  # fmt: skip
+        found = [path for path in cache.iterdir() if path.name.lower() == archive.name]
+        if not found:
+            sys.exit(f"conformance: pip download left no {archive.name} in {cache}")
+        found[0].rename(archive)
     prefix = f"scrapy-{scrapy_version}/"
     shutil.rmtree(tree, ignore_errors=True)
     with tarfile.open(archive) as tar:
@@ -62,7 +66,10 @@ def sdist_tree(cache: Path, scrapy_version: str, *, offline: bool) -> Path:
             for member in tar.getmembers()
             if member.name.startswith(prefix) and member.name[len(prefix) :].startswith(MEMBERS)
         ]
-        tar.extractall(cache, members=members, filter="data")
+        # The "data" filter (no absolute paths, links out of the tree, ...)
+        # where this Python has it (3.11.4+).
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(cache, members=members, **safe)  # type: ignore[arg-type]
     (tree / ".extracted").touch()
     return tree
 
