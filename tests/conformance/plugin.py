@@ -105,8 +105,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         write(
             f"{name}: {ran} run ({counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['xfailed']} xfailed), {counts['errors']} errors, "
-            f"{counts['skipped']} skipped (declared differences)"
+            f"{counts['skipped']} skipped"
         )
+    if not _tally.undeclared:
+        write("every skip is a declared difference (README, 'The HTTP client')")
     for line in _tally.undeclared:
         write(f"UNDECLARED SKIP {line}")
     for problem in _tally.problems:
