@@ -28,6 +28,7 @@ from twisted.web import _newclient
 
 from scraper_project.resolver import BlockedAddressError
 from scraper_project.title import clean_text
+from scraper_project.urls import InvalidURL
 
 # Twisted's private marker for a body cut short.
 _DataLoss: type[Exception] = getattr(_newclient, "_DataLoss", ResponseDataLossError)
@@ -94,7 +95,7 @@ _BY_TYPE: Final[_Table] = (
         "connection_lost",
     ),
     ((txerror.ConnectError, ConnectionError), "connection_error"),
-    ((UnsupportedURLSchemeError,), "invalid_url"),
+    ((UnsupportedURLSchemeError, InvalidURL), "invalid_url"),
 )
 
 
@@ -158,8 +159,9 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
     for candidate in reversed(causes):
         for types, name in _BY_TYPE:
             if isinstance(candidate, types):
-                if isinstance(candidate, BlockedAddressError) and candidate.args:
-                    return name, str(candidate.args[0])  # the reason, as blocked_reason()
+                if isinstance(candidate, (BlockedAddressError, InvalidURL)) and candidate.args:
+                    # The reason alone, as for the list's own invalid_url rows.
+                    return name, str(candidate.args[0])
                 return name, _detail(candidate)
     for cause in causes:
         if isinstance(cause, (DownloadCancelledError, defer.CancelledError)):

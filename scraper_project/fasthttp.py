@@ -24,26 +24,37 @@ so either can be the ``DOWNLOAD_HANDLERS`` for http and https:
   (and their meta keys), ``DOWNLOAD_TIMEOUT`` (connection and whole response),
   ``DOWNLOAD_BIND_ADDRESS``, the TLS settings (``_make_ssl_context``, as the
   aiohttp handler: certificates are not verified unless
-  ``DOWNLOAD_VERIFY_CERTIFICATES``) and the ``headers_received`` /
-  ``bytes_received`` signals (sent only when something listens) work as
-  with Scrapy's handlers;
+  ``DOWNLOAD_VERIFY_CERTIFICATES``; a bad ``DOWNLOAD_TLS_MIN_VERSION``,
+  ``DOWNLOAD_TLS_MAX_VERSION`` or ``DOWNLOADER_CLIENT_TLS_CIPHERS`` is a
+  :class:`TLSSettingsError` when the handler is built) and the
+  ``headers_received`` / ``bytes_received`` signals (sent only when something
+  listens) work as with Scrapy's handlers;
 - the pool keeps at most ``CONCURRENT_REQUESTS_PER_DOMAIN`` idle connections
   per (scheme, host, port), as Twisted's pool does, and at most
   ``CONCURRENT_REQUESTS`` in all (the one idle the longest is closed to make
   room); a connection is dropped after any error,
-  ``Connection: close``, HTTP/1.0 without keep-alive, a HEAD request or a
-  response not read to its end; a request that fails on a reused connection
+  ``Connection: close``, HTTP/1.0 without keep-alive, a HEAD request, a
+  response not read to its end or one whose framing is doubtful (both
+  ``Content-Length`` and ``Transfer-Encoding``, or ``Transfer-Encoding`` in
+  HTTP/1.0: RFC 9112 section 6.3); a request that fails on a reused connection
   before any byte of its response is sent again once on a new connection
   (idempotent methods only, as Twisted's pool does);
+- a body is framed as RFC 9112 section 6.3 says: ``Transfer-Encoding`` whose
+  last coding is ``chunked`` is chunked (it wins over ``Content-Length``);
+  any other ``Transfer-Encoding`` is read until the connection closes;
 - bodies are not decompressed (``HttpCompressionMiddleware`` does it, within
   ``DOWNLOAD_MAXSIZE``).
 
 Not supported: proxies (requests with ``meta["proxy"]`` go to
 :class:`~scraper_project.handlers.CancellableHTTP11DownloadHandler`, created
-on first use), per-request ``bindaddress``, HTTP/2. Response headers are
+on first use), per-request ``meta["bindaddress"]`` (an error is logged, once
+per handler, as Scrapy's handlers without it do; ``DOWNLOAD_BIND_ADDRESS``
+applies), ``DOWNLOADER_CLIENTCONTEXTFACTORY`` (a Twisted object: a warning
+says it is ignored except for proxied requests), HTTP/2. Response headers are
 limited to :data:`MAX_HEADERS` lines and :data:`MAX_HEADER_BYTES` bytes (the
 Twisted client has no such limit). Header lines without a colon are a parse
-error (the Twisted client skips them).
+error (the Twisted client skips them). tests/test_framing.py compares the
+framing with h11's and lists the deliberate differences.
 
 Like ``handlers.py``, it relies on private parts of Scrapy 2.19
 (``_base_http``, ``_download_handlers``, ``Response._headers``), which is why
@@ -72,9 +83,11 @@ from scrapy.exceptions import (
     ResponseDataLossError,
     StopDownload,
     UnsupportedURLSchemeError,
+    UsageError,
 )
 from scrapy.http import Headers, HtmlResponse
 from scrapy.responsetypes import responsetypes
+from scrapy.settings import BaseSettings
 from scrapy.utils._download_handlers import (
     check_stop_download,
     get_dataloss_msg,
@@ -90,6 +103,7 @@ from twisted.python.failure import Failure
 from twisted.web._newclient import ParseError
 
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
+from scraper_project.urls import InvalidURL
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -104,6 +118,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "FastHTTPDownloadHandler",
     "MalformedResponseError",
+    "TLSSettingsError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,6 +149,52 @@ class MalformedResponseError(ParseError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class TLSSettingsError(UsageError, ValueError):
+    """A TLS setting the handler cannot use, raised when it is built. A
+    ``UsageError`` (the command line's one-line error, exit code 2) and the
+    ``ValueError`` Scrapy's own handlers raise."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, print_help=False)
+
+
+_TLS_VERSIONS: Final = "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3"
+
+
+def _tls_context(settings: BaseSettings) -> ssl.SSLContext:
+    """The handler's TLS context, as Scrapy's ``_make_ssl_context`` makes
+    it, minus the default CA certificates (``DOWNLOAD_VERIFY_CERTIFICATES``:
+    loaded on the first https request, they cost ~25 ms). Raise
+    :class:`TLSSettingsError` naming the setting that is wrong."""
+    names = (
+        "DOWNLOAD_TLS_MIN_VERSION",
+        "DOWNLOAD_TLS_MAX_VERSION",
+        "DOWNLOADER_CLIENT_TLS_CIPHERS",
+    )
+    values = {name: settings.get(name) for name in names}
+    try:
+        context = _make_ssl_context(BaseSettings({**values, "DOWNLOAD_VERIFY_CERTIFICATES": False}))
+    except ValueError as exc:  # Scrapy's "Unknown DOWNLOAD_TLS_MIN_VERSION value: x"
+        raise TLSSettingsError(f"{exc} (expected {_TLS_VERSIONS})") from None
+    except ssl.SSLError as exc:  # only set_ciphers() raises it
+        ciphers = values["DOWNLOADER_CLIENT_TLS_CIPHERS"]
+        reason = str(exc.args[-1] if exc.args else exc).rstrip(".")
+        raise TLSSettingsError(
+            f"Invalid DOWNLOADER_CLIENT_TLS_CIPHERS value: {ciphers} ({reason}; "
+            "expected an OpenSSL cipher list such as ECDHE+AESGCM)"
+        ) from None
+    except Exception as exc:
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        raise TLSSettingsError(f"Invalid TLS settings ({shown}): {exc}") from None
+    low, high = values["DOWNLOAD_TLS_MIN_VERSION"], values["DOWNLOAD_TLS_MAX_VERSION"]
+    if low is not None and high is not None and context.minimum_version > context.maximum_version:
+        raise TLSSettingsError(
+            f"DOWNLOAD_TLS_MIN_VERSION ({low}) is above DOWNLOAD_TLS_MAX_VERSION ({high}): "
+            "no TLS version is left"
+        )
+    return context
 
 
 class _Abort(Exception):
@@ -203,6 +264,7 @@ class _Connection(asyncio.Protocol):
         "parser",
         "partial",
         "request",
+        "reusable",
         "size",
         "start",
         "status",
@@ -220,11 +282,16 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         # Accepted as browsers and the Twisted client do: Content-Length with
-        # chunked (chunked wins), bare LF line ends, any byte in a value.
+        # chunked (chunked wins), bare LF line ends, any byte in a value, and
+        # a final response after a 1xx in HTTP/1.0 or with Connection: close
+        # (llhttp would take the 1xx for the last message and reject the rest).
+        # Bytes after the final response still end the connection
+        # (on_message_begin); should_keep_alive() is not changed by it.
         self.parser.set_dangerous_leniencies(
             lenient_headers=True,
             lenient_chunked_length=True,
             lenient_optional_cr_before_lf=True,
+            lenient_keep_alive=True,
         )
         self.ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
         self.certificate: bytes | None = None
@@ -249,6 +316,7 @@ class _Connection(asyncio.Protocol):
         self.partial = False
         self.dataloss = False
         self.keep_alive = False
+        self.reusable = True  # False: the framing forbids reusing the connection
         self.until_close = False
         self.got_data = False
         self.warned = False
@@ -419,15 +487,23 @@ class _Connection(asyncio.Protocol):
         headers = self.headers
         lengths = headers.get(b"Content-Length")
         encodings = headers.get(b"Transfer-Encoding")
-        chunked = encodings is not None and b"chunked" in encodings[-1].lower()
-        if lengths is not None and not chunked:
-            try:
-                self.expected = int(lengths[-1])
-            except ValueError:
-                self.expected = None
-        expected = self.expected
         no_body = self.head or status in (204, 304)
-        self.until_close = lengths is None and not chunked and not no_body
+        if encodings is None:
+            if lengths is not None:
+                try:
+                    self.expected = int(lengths[-1])
+                except ValueError:
+                    self.expected = None
+            self.until_close = lengths is None and not no_body
+        else:
+            # RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length;
+            # chunked only if it is the last coding, else read until close (as
+            # llhttp does). Both headers, or Transfer-Encoding in HTTP/1.0,
+            # may be a smuggling attempt: the connection is not reused.
+            self.until_close = not no_body and _last_coding(encodings) != b"chunked"
+            if lengths is not None or self.parser.get_http_version() == "1.0":
+                self.reusable = False
+        expected = self.expected
         maxsize = self.maxsize
         if maxsize and expected and expected > maxsize:
             message = get_maxsize_msg(expected, maxsize, request, expected=True)
@@ -484,7 +560,18 @@ class _Connection(asyncio.Protocol):
             self.headers = {}
             return
         self.done = True
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = self.reusable and self.parser.should_keep_alive()
+
+
+def _last_coding(values: list[bytes]) -> bytes:
+    """The last transfer coding of ``Transfer-Encoding`` header values
+    (lowercase; b"" if there is none)."""
+    for value in reversed(values):
+        for part in reversed(value.split(b",")):
+            coding = part.split(b";", 1)[0].strip()
+            if coding:
+                return coding.lower()
+    return b""
 
 
 def _malformed(reason: str, data: bytes = b"") -> DownloadFailedError:
@@ -515,8 +602,25 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._bind_address = normalize_bind_address(settings.get("DOWNLOAD_BIND_ADDRESS"))
         self._max_idle_per_host = max(1, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
         self._max_idle = max(1, settings.getint("CONCURRENT_REQUESTS"))
-        self._settings = settings
-        self._ssl: ssl.SSLContext | None = None  # made on the first https request
+        # Built now, so that a bad TLS setting stops the crawl at once (it
+        # would otherwise fail every https request).
+        self._ssl = _tls_context(settings)
+        self._verify_certificates = settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES")
+        self._ca_error: str | None = None  # why the CA certificates could not be loaded
+        self._bindaddress_logged = False
+        if settings.getpriority("DOWNLOADER_CLIENTCONTEXTFACTORY") not in (None, 0):
+            logger.warning(
+                "DOWNLOADER_CLIENTCONTEXTFACTORY (%(factory)s) is ignored by "
+                "FastHTTPDownloadHandler; it applies only to requests through a proxy "
+                "(Twisted's client). Direct https requests use DOWNLOAD_VERIFY_CERTIFICATES "
+                "(%(verify)s), DOWNLOAD_TLS_MIN_VERSION, DOWNLOAD_TLS_MAX_VERSION and "
+                "DOWNLOADER_CLIENT_TLS_CIPHERS.",
+                {
+                    "factory": settings.get("DOWNLOADER_CLIENTCONTEXTFACTORY"),
+                    "verify": self._verify_certificates,
+                },
+                extra={"setting": "DOWNLOADER_CLIENTCONTEXTFACTORY"},
+            )
         # Idle connections by (scheme, host, port), most recent last; a key
         # goes when its list empties (a list of a million hosts leaves none).
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
@@ -530,6 +634,14 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._sender_id = id(crawler.signals.sender)
         self._fallback: CancellableHTTP11DownloadHandler | None = None
 
+    @staticmethod
+    def check_settings(settings: BaseSettings) -> None:
+        """Raise :class:`TLSSettingsError` (a ``UsageError``) if the TLS
+        settings cannot be used: for ``scrapy crawl``'s checks before anything
+        starts (Scrapy logs a handler that fails to load and fails every
+        request of its schemes instead)."""
+        _tls_context(settings)
+
     # -- the handler API ---------------------------------------------------------
 
     async def download_request(self, request: Request) -> Response:
@@ -539,6 +651,15 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         meta = request.meta
         if meta.get("proxy"):
             return await self._proxied(request)
+        if meta.get("bindaddress") and not self._bindaddress_logged:
+            self._bindaddress_logged = True
+            # Scrapy 2.19's handlers without it say the same (logged once here).
+            logger.error(
+                "The 'bindaddress' request meta key is not supported by "
+                "FastHTTPDownloadHandler and will be ignored (DOWNLOAD_BIND_ADDRESS "
+                "applies; requests with meta['proxy'] honour it).",
+                extra={"bindaddress": str(meta["bindaddress"])},
+            )
         task = asyncio.current_task()
         assert task is not None
         timeout: float = meta.get("download_timeout") or self._timeout
@@ -572,10 +693,27 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
                 self._cancelled.discard(task)
 
     def _ssl_context(self) -> ssl.SSLContext:
-        # Loading the default certificates takes ~20 ms: not for http-only lists.
-        if self._ssl is None:
-            self._ssl = _make_ssl_context(self._settings)
-        return self._ssl
+        context = self._ssl
+        if self._verify_certificates:
+            # Loading the default certificates takes ~25 ms: not for
+            # http-only lists. A failure is kept, and fails each https
+            # request as a Scrapy exception (tls_error), never a bare one.
+            if self._ca_error is None:
+                try:
+                    context.check_hostname = True
+                    context.verify_mode = ssl.CERT_REQUIRED
+                    context.load_default_certs()
+                except Exception as exc:
+                    self._ca_error = f"{type(exc).__name__}: {exc}"
+                else:
+                    self._verify_certificates = False  # done
+                    return context
+            error = DownloadFailedError(
+                f"Cannot load the CA certificates to verify with: {self._ca_error}"
+            )
+            error.__cause__ = ssl.SSLError(self._ca_error)
+            raise error
+        return context
 
     def cancel_all(self) -> int:
         """Stop accepting downloads and cancel those in progress; return how
@@ -631,7 +769,13 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
                 raise UnsupportedURLSchemeError(str(exc)) from exc
             if len(self._targets) >= _NETLOC_CACHE_MAX:
                 self._targets.clear()
-            target = self._targets[scheme, netloc] = _Target(scheme, host, port)
+            try:
+                target = _Target(scheme, host, port)
+            except UnicodeError as exc:
+                # An empty or over-long label (a redirect to http://a..b/):
+                # no such host can exist. invalid_url, not a bare UnicodeError.
+                raise InvalidURL(f"invalid host {host!r} in {request.url}: {exc}") from None
+            self._targets[scheme, netloc] = target
         path = parsed.path or "/"
         if parsed.params:
             path = f"{path};{parsed.params}"

@@ -1,4 +1,8 @@
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scraper_project.backoff import backoff_delay, parse_retry_after
 
@@ -46,9 +50,43 @@ RETRY_AFTER = [
     (b"", None),
     (None, None),
     (b"Wed, 21 Oct 2015 07:28:00", None),  # no zone
+    # The other two HTTP-date formats (RFC 9110 5.6.7), GMT by definition.
+    (b"Wed Oct 21 07:28:00 2015", 10.0),  # asctime
+    (b"Wed Oct  1 07:28:00 2015", 0.0),  # asctime, one-digit day (in the past)
+    ("Thu Oct 22 07:27:50 2015", 86400.0),
+    (b"Wednesday, 21-Oct-15 07:28:00 GMT", 10.0),  # RFC 850
+    (b"Wednesday, 21-Oct-65 07:28:00 GMT", 1_577_923_210.0),  # 2065: 50 years ahead at most
+    (b"Monday, 21-Oct-66 07:28:00 GMT", 0.0),  # more than 50 years ahead: 1966
+    # Not delay-seconds: digits that are not ASCII (str.isdigit() says yes).
+    ("\u00b2", None),
+    ("\u0663", None),  # ARABIC-INDIC DIGIT THREE
+    ("\uff13", None),  # FULLWIDTH DIGIT THREE
+    (b"\xb2", None),  # latin-1 superscript two
+    (b"Wed Oct 32 07:28:00 2015", None),  # no such day
+    (b"Wed Foo 21 07:28:00 2015", None),
+    (b"Wed, 21 Oct 99999 07:28:00 GMT", None),  # year out of range
+    (b"99999999999999999999", 1e20),
 ]
 
 
 @pytest.mark.parametrize(("value", "expected"), RETRY_AFTER)
 def test_parse_retry_after(value: bytes | str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.binary(),
+        st.from_regex(r"\A[0-9\s\u00b2\u0660-\u0669]{0,6}\Z"),
+        st.datetimes().map(lambda d: d.strftime("%a %b %d %H:%M:%S %Y")),
+        st.datetimes().map(lambda d: d.strftime("%A, %d-%b-%y %H:%M:%S GMT")),
+        st.datetimes().map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+    )
+)
+def test_parse_retry_after_never_raises(value: str | bytes) -> None:
+    """Any header value: a number of seconds >= 0, or None; never an
+    exception (it escaped process_response before)."""
+    delay = parse_retry_after(value, NOW)
+    assert delay is None or (delay >= 0 and math.isfinite(delay))
