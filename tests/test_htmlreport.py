@@ -32,17 +32,7 @@ from scraper_project.items import PageItem
 from scraper_project.observability.latency import percentile
 from tests.crawl import run_cli
 from tests.support.htmlpage import read_page
-from tests.support.reports import HOSTILE_TITLES, make_rows, write_report
-
-
-def export(rows: list[PageItem], path: Path, **options: Any) -> Path:
-    with path.open("wb") as f:
-        exporter = HtmlItemExporter(f, source="test", **options)
-        exporter.start_exporting()
-        for row in rows:
-            exporter.export_item(row)
-        exporter.finish_exporting()
-    return path
+from tests.support.reports import HOSTILE_TITLES, export_html, make_rows, write_report
 
 
 @pytest.mark.parametrize(
@@ -69,7 +59,7 @@ def test_hostile_rows_cannot_leave_their_block(tmp_path: Path) -> None:
         rows[i]["title"] = title
         rows[i]["url"] = f"http://h.test/{title}"
         rows[i]["error"] = f"error: {title}"
-    path = export(rows, tmp_path / "r.html")
+    path = export_html(rows, tmp_path / "r.html")
     # Where the data is, "</" only closes the blocks (and the page), and
     # nothing opens a comment (HTML's script-data rules, stricter than
     # Python's HTMLParser below).
@@ -91,7 +81,7 @@ def test_hostile_rows_cannot_leave_their_block(tmp_path: Path) -> None:
 
 
 def test_csp_allows_only_the_page_own_script_and_style(tmp_path: Path) -> None:
-    text = export(make_rows(5), tmp_path / "r.html").read_text("utf-8")
+    text = export_html(make_rows(5), tmp_path / "r.html").read_text("utf-8")
     policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text)
     assert policy is not None
     rules = dict(r.strip().split(" ", 1) for r in policy.group(1).split(";"))
@@ -108,7 +98,7 @@ def test_csp_allows_only_the_page_own_script_and_style(tmp_path: Path) -> None:
 
 def test_rows_are_written_in_bounded_chunks(tmp_path: Path) -> None:
     rows = make_rows(2 * CHUNK_ROWS + 10)
-    page = read_page(export(rows, tmp_path / "r.html"))
+    page = read_page(export_html(rows, tmp_path / "r.html"))
     blocks = [s for s in page.scripts if s.get("class") == "rows"]
     assert len(blocks) == 3
     assert len(page.rows) == len(rows)
@@ -156,7 +146,7 @@ def _expected_summary(rows: list[PageItem]) -> dict[str, Any]:
 
 def test_summary_counts_every_row(tmp_path: Path) -> None:
     rows = make_rows(5000, seed=7, hosts=12)
-    summary = read_page(export(rows, tmp_path / "r.html")).summary
+    summary = read_page(export_html(rows, tmp_path / "r.html")).summary
     assert summary is not None
     want = _expected_summary(rows)
     assert summary["rows"] == len(rows)
@@ -201,7 +191,7 @@ def test_hosts_and_error_classes() -> None:
 
 def test_caps_keep_failing_rows_and_count_everything(tmp_path: Path) -> None:
     rows = make_rows(2000, seed=5, hosts=40)
-    page = read_page(export(rows, tmp_path / "r.html", max_rows=50, max_hosts=10))
+    page = read_page(export_html(rows, tmp_path / "r.html", max_rows=50, max_hosts=10))
     summary = page.summary
     assert summary is not None
     failing = [

@@ -31,6 +31,7 @@ from scraper_project.reportfile import read_rows
 if TYPE_CHECKING:
     import argparse
 
+
 def merge_reports(paths: list[Path], out: Path) -> dict[str, int]:
     """Write one row per URL of ``paths`` to ``out``; return counts."""
     rows: dict[str, dict[str, Any]] = {}

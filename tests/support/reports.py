@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from scrapy.exporters import JsonItemExporter, JsonLinesItemExporter
 
 from scraper_project.exporters import SafeCsvItemExporter
+from scraper_project.htmlreport import HtmlItemExporter
 from scraper_project.items import FIELDS, PageItem, new_item
 
 HOSTILE_TITLES = (
@@ -97,6 +97,12 @@ def write_report(path: Path, rows: Iterable[PageItem]) -> Path:
     return path
 
 
-def copy(path: Path, to: Path) -> Path:
-    shutil.copyfile(path, to)
-    return to
+def export_html(rows: Iterable[PageItem], path: Path, **options: Any) -> Path:
+    """Write the HTML report of ``rows`` with the feed exporter."""
+    with path.open("wb") as f:
+        exporter = HtmlItemExporter(f, source="test", **options)
+        exporter.start_exporting()
+        for row in rows:
+            exporter.export_item(row)
+        exporter.finish_exporting()
+    return path
