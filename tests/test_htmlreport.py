@@ -32,7 +32,7 @@ from scraper_project.items import PageItem
 from scraper_project.observability.latency import percentile
 from tests.crawl import run_cli
 from tests.support.htmlpage import read_page
-from tests.support.reports import HOSTILE_TITLES, export_html, make_rows, write_report
+from tests.support.reports import BAD_REPORTS, HOSTILE_TITLES, export_html, make_rows, write_report
 
 
 @pytest.mark.parametrize(
@@ -286,17 +286,7 @@ def test_pages_report_skips_and_counts_a_torn_last_row(tmp_path: Path) -> None:
     assert (summary["rows"], summary["damaged_rows"]) == (99, 1)
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("missing.csv", None, "missing.csv: no such file"),
-        ("urls.txt", b"http://a.test/\nhttp://b.test/\n", "urls.txt: unknown format"),
-        ("other.csv", b"name,size\nx,1\n", "other.csv: not a report of this project"),
-        ("object.json", b'{"url": "http://a.test/"}', "object.json: not a report"),
-        ("numbers.jsonl", b"1\n2\n", "numbers.jsonl: not a report"),
-        ("fake.csv.gz", b"url,status,error\n", "fake.csv.gz: not a gzip file"),
-    ],
-)
+@pytest.mark.parametrize(("name", "content", "message"), BAD_REPORTS)
 def test_pages_report_bad_input_is_one_line_exit_2(
     tmp_path: Path, name: str, content: bytes | None, message: str
 ) -> None:

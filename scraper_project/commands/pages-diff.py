@@ -61,7 +61,7 @@ def describe(change: Change) -> str:
         detail = f"{old[4]!r} -> {new[4]!r}"
     else:
         detail = f"{_state(old)} -> {_state(new)}"
-    return clean_text(f"{change.kind}  {change.url}  {detail}", 0)
+    return "  ".join(clean_text(part, 0) for part in (change.kind, change.url, detail))
 
 
 def _fail_on(raw: str) -> frozenset[str]:

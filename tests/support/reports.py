@@ -25,6 +25,17 @@ HOSTILE_TITLES = (
     "line\u2028separator \u00e9 \u4e2d\u6587",
 )
 
+#: Files that are not reports: (name, content or None for missing, message).
+BAD_REPORTS = (
+    ("missing.csv", None, "missing.csv: no such file"),
+    ("urls.txt", b"http://a.test/\nhttp://b.test/\n", "urls.txt: unknown format"),
+    ("other.csv", b"name,size\nx,1\n", "other.csv: not a report of this project"),
+    ("object.json", b'{"url": "http://a.test/"}', "object.json: not a report"),
+    ("list.json", b'["http://a.test/"]', "list.json: not a report"),
+    ("numbers.jsonl", b"1\n2\n", "numbers.jsonl: not a report"),
+    ("fake.csv.gz", b"url,status,error\n", "fake.csv.gz: not a gzip file"),
+)
+
 _ERRORS = (
     "timeout: took longer than 10.0 seconds",
     "dns_error: DNS lookup failed",
