@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import random
 import re
 from datetime import UTC, datetime
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHUNK_ROWS",
@@ -468,6 +471,17 @@ class HtmlItemExporter(BaseItemExporter):
         return cls(file, source=source, **options, **kwargs)
 
     def start_exporting(self) -> None:
+        try:
+            appending = self.file.tell() > 0
+        except (AttributeError, OSError, ValueError):  # e.g. a post-processing wrapper
+            appending = False
+        if appending:
+            logger.warning(
+                "Appending to an HTML report that already has content: the page will "
+                "show the rows of both runs under the first run's totals; use -O "
+                "(overwrite) for an HTML report",
+                extra={"file": getattr(self.file, "name", None)},
+            )
         self.page.meta.update(
             source=self.source,
             generated=_utc_now(),

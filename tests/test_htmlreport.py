@@ -317,3 +317,16 @@ def test_pages_report_bad_output_or_setting(tmp_path: Path) -> None:
     code, err = _report([str(source)])
     assert code == 2
     assert "-o OUT.html" in err
+
+
+def test_appending_to_an_html_report_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = export_html(make_rows(3), tmp_path / "r.html")
+    with path.open("ab") as f, caplog.at_level("WARNING"):
+        HtmlItemExporter(f).start_exporting()
+    assert "use -O (overwrite) for an HTML report" in caplog.text
+    caplog.clear()
+    with (tmp_path / "new.html").open("ab") as f, caplog.at_level("WARNING"):
+        HtmlItemExporter(f).start_exporting()
+    assert caplog.text == ""

@@ -16,6 +16,8 @@ import argparse
 import csv
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,16 @@ def generate(rows: int, out: Path, seed: int = 7) -> dict[str, int]:
             writer.writerows(data)
     (out / "planted.json").write_text(json.dumps(planted))
     return planted
+
+
+def generate_in_child(rows: int, out: Path) -> None:
+    """:func:`generate` in a child process, so that the caller's memory (and
+    the high-water mark its children inherit) stays small."""
+    subprocess.run(
+        [sys.executable, __file__, "--rows", str(rows), "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:

@@ -24,56 +24,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
 
-
-def measure(command: list[str], timeout: float) -> dict[str, Any]:
-    """Run ``command``; return wall seconds, peak RSS (MB), exit code, output."""
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "scraper_project.settings"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
-        deadline = start + timeout
-        status_file = Path(f"/proc/{proc.pid}/status")
-        peak_kb = 0
-        while True:
-            try:
-                for line in status_file.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak_kb = max(peak_kb, int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise RuntimeError(f"timed out: {' '.join(command)}")
-            time.sleep(0.02)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return {
-            "seconds": round(wall, 2),
-            "peak_rss_mb": round(peak_kb / 1024, 1),
-            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-            "code": proc.returncode,
-            "stdout": out.read().decode(),
-            "stderr": err.read().decode()[-2000:],
-        }
+from gen import generate_in_child  # noqa: E402
+from measure import measure  # noqa: E402
 
 
 def main() -> None:
@@ -90,18 +52,7 @@ def main() -> None:
     try:
         if not (work / "planted.json").exists():
             start = time.perf_counter()
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(HERE / "gen.py"),
-                    "--rows",
-                    str(args.rows),
-                    "--out",
-                    str(work),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            generate_in_child(args.rows, work)
             print(
                 f"generated {args.rows:,} rows in {time.perf_counter() - start:.0f} s",
                 file=sys.stderr,
