@@ -27,7 +27,7 @@ from tests.support.rawserver import RawServer
 from tests.support.reports import HOSTILE_TITLES, export_html, make_rows, write_report
 from tests.support.servers import DemoSite
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 def _title_page(title: str) -> bytes:
