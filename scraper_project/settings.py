@@ -52,7 +52,16 @@ FAKEUSERAGENT_PROVIDERS = ["scraper_project.middlewares.useragent.WeightedUserAg
 FEED_EXPORT_FIELDS = list(FIELDS)
 FEED_EXPORT_ENCODING = "utf-8"
 # CSV cells that a spreadsheet would run as formulas get a leading "'".
-FEED_EXPORTERS = {"csv": "scraper_project.exporters.SafeCsvItemExporter"}
+FEED_EXPORTERS = {
+    "csv": "scraper_project.exporters.SafeCsvItemExporter",
+    # -O report.html: one self-contained page (htmlreport.py).
+    "html": "scraper_project.htmlreport.HtmlItemExporter",
+}
+# The HTML report keeps this many failing rows, and as many others, for its
+# table (0: all); later hosts than this many share one line of its host
+# table (0: all). Totals always count every row.
+PAGES_HTML_MAX_ROWS = 50_000
+PAGES_HTML_MAX_HOSTS = 10_000
 # Every status is a row: 4xx/5xx reach the spider instead of being filtered.
 HTTPERROR_ALLOW_ALL = True
 # Report HTTP redirects, not <meta refresh> (which would cost a body scan).

@@ -26,36 +26,10 @@ from scrapy.exceptions import UsageError
 from scraper_project.cluster.connection import check_redis, cluster_key, redis_client
 from scraper_project.cluster.frontier import Frontier
 from scraper_project.items import FIELDS
+from scraper_project.reportfile import read_rows
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
-
-csv.field_size_limit(1 << 24)
-
-
-def read_rows(path: Path) -> Iterator[dict[str, Any] | None]:
-    """The rows of a report (CSV or JSON lines); ``None`` for a damaged row."""
-    if path.suffix.lower() in {".jsonl", ".jl", ".ndjson"}:
-        with path.open(encoding="utf-8", errors="surrogateescape") as f:
-            for text in f:
-                try:
-                    row = json.loads(text)
-                except ValueError:
-                    yield None
-                    continue
-                yield row if isinstance(row, dict) and "url" in row else None
-        return
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return
-        for cells in reader:
-            if len(cells) != len(header) or not cells[-1].isdigit():
-                yield None  # cut short by a killed worker
-                continue
-            yield dict(zip(header, cells, strict=True))
 
 
 def merge_reports(paths: list[Path], out: Path) -> dict[str, int]:
