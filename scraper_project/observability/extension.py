@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from scrapy import signals
 
-from scraper_project.observability.config import ObservabilityConfig
+from scraper_project.observability.config import ObservabilitySettings
 from scraper_project.report import feed_slots
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
     return {k[len(prefix) :]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
-class SummaryExtension:
+class SummaryExtension(ObservabilitySettings):
     """``EXTENSIONS``: the final summary and ``PAGES_STATS_FILE``."""
 
     def __init__(self, crawler: Crawler, stats: StatsCollector, stats_file: str) -> None:
@@ -109,7 +109,7 @@ class SummaryExtension:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SummaryExtension:
         assert crawler.stats is not None
-        config = ObservabilityConfig.from_settings(crawler.settings)
+        config = cls.check_settings(crawler.settings)
         ext = cls(crawler, crawler.stats, config.stats_file)
         crawler.signals.connect(ext.spider_opened, signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signals.spider_closed)
