@@ -2,38 +2,27 @@
 a finished list, idle close on time, no deprecation warnings; a real
 redis-server, real worker processes, the demo site."""
 
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.crawl import read_report, run_cli, write_list
-from tests.support.redisserver import redis_server
 from tests.support.servers import DemoSite
-from tests.test_cluster import Worker, cluster_args, frontier
 
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
+# The cluster tests' fixtures (a redis-server per module, workers stopped by
+# PID), imported: their names are the test functions' parameters.
+from tests.test_cluster import Worker, cluster_args, frontier, redis_url, workers  # noqa: F401
 
 
 @pytest.fixture
 def key() -> str:
     return f"cli{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 @pytest.mark.timeout(240)
