@@ -92,6 +92,7 @@ def test_unreadable_list_url_is_exit_2_and_keeps_the_report(
         assert proc.returncode == 2, err[-3000:]
         assert "cannot fetch URL list" in err
         assert "'finish_reason': 'input_error'" in err
+        assert f"Summary: no report written, {report} left as it was" in err
         assert "Exit code 2" in err.splitlines()[-1]
     assert_kept(kept)
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from scrapy import signals
 
 from scraper_project.observability.config import ObservabilitySettings
+from scraper_project.outcome import INPUT_ERROR_REASON
 from scraper_project.report import feed_slots
 
 if TYPE_CHECKING:
@@ -174,7 +175,15 @@ class SummaryExtension(ObservabilitySettings):
                     },
                 )
             )
-        if self.report_uris:
+        if self.report_uris and not rows and reason == INPUT_ERROR_REASON:
+            # report.keep_existing_reports: nothing is stored over them.
+            lines.append(
+                (
+                    "Summary: no report written, %(report)s left as it was",
+                    {"report": ", ".join(self.report_uris)},
+                )
+            )
+        elif self.report_uris:
             lines.append(
                 ("Summary: report written to %(report)s", {"report": ", ".join(self.report_uris)})
             )

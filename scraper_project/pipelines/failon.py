@@ -16,14 +16,14 @@ them and none of the excluded ones (``-`` first):
 Example: ``error,4xx,5xx,-robots_forbidden,-429``. When the crawl finishes and
 a row matched, its finish reason is ``fail_on`` (what a Scrapyd job shows)
 and ``scrapy crawl`` exits with code 4 (:mod:`scraper_project.outcome`), after
-one line saying what matched: ``12 rows match PAGES_FAIL_ON=error,4xx
-(error: 9, 4xx: 3)``. Stats: ``fail_on/rows`` and ``fail_on/<condition>``.
+one line saying what matched: ``Exit code 4: 12 rows match
+PAGES_FAIL_ON=error,4xx (error: 9, 4xx: 3)``. Stats: ``fail_on/rows``,
+``fail_on/<condition>`` and that line, ``fail_on/summary``.
 Off (no per-row cost) when the setting is empty.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector
 
 __all__ = ["FailOn", "FailOnPipeline"]
-
-logger = logging.getLogger(__name__)
 
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
@@ -181,5 +179,4 @@ class FailOnPipeline:
             f"{self.matched} row{'s' if self.matched != 1 else ''} match "
             f"PAGES_FAIL_ON={self.rules.text} ({by_label})"
         )
-        self.counts["fail_on/summary"] = text
-        logger.warning("%(summary)s", {"summary": text}, extra={"fail_on": self.matched})
+        self.counts["fail_on/summary"] = text  # the last log line says it (outcome.summary)
