@@ -61,6 +61,7 @@ _BOM_ENCODINGS: Final = (
     (b"\xfe\xff", "utf-16-be"),
     (b"\xff\xfe", "utf-16-le"),
 )
+_BOM_FIRST_BYTES: Final = frozenset(bom[:1] for bom, _ in _BOM_ENCODINGS)
 _PRESCAN_BYTES: Final = 1024  # where the HTML Standard stops looking for <meta>
 # windows-1252 as the Encoding Standard defines it: the five bytes Python's
 # cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) are U+0081...
@@ -112,9 +113,10 @@ def sniff_encoding(body: bytes, content_type: bytes | str | None = None) -> str:
     ``ascii`` are windows-1252, ...: w3lib's table); a ``<meta>`` that names
     UTF-16 means UTF-8 (the bytes are ASCII-compatible, so it cannot be).
     """
-    for bom, encoding in _BOM_ENCODINGS:
-        if body.startswith(bom):
-            return encoding
+    if body[:1] in _BOM_FIRST_BYTES:
+        for bom, encoding in _BOM_ENCODINGS:
+            if body.startswith(bom):
+                return encoding
     if content_type:
         if isinstance(content_type, bytes):
             content_type = content_type.decode("latin-1")
