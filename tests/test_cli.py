@@ -355,3 +355,19 @@ def test_titles_of_undeclared_pages_are_decoded_as_browsers_do(tmp_path: Path) -
         "meta": "Привет",
         "latin1-header": "Señor €",  # iso-8859-1 is windows-1252 (Encoding Standard)
     }
+
+
+@pytest.mark.timeout(60)
+def test_an_unknown_setting_unlike_any_known_one_is_a_warning(tmp_path: Path) -> None:
+    """Perhaps another plugin's setting: said once, before the banner, and the
+    crawl runs."""
+    empty = write_list(tmp_path / "empty.txt", [])
+    proc = crawl_cli(["-a", f"urls={empty}", "-O", str(tmp_path / "r.csv"), "-s", "ZQX_PLUGIN=1"])
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err[-3000:]
+    first = err.splitlines()[0]
+    assert (
+        first
+        == "scrapy crawl: warning: unknown setting ZQX_PLUGIN (not one of Scrapy's or this project's)"
+    )
+    assert err.index(first) < err.index(BANNER)

@@ -122,22 +122,25 @@ class Command(ScrapyCrawlCommand):
         # the crawl, opens the report files.
         if len(args) == 1 and not _is_scrapyd_job(opts.spargs):
             try:
-                self.check(args[0], opts.spargs)
+                warnings = self.check(args[0], opts.spargs)
             except UsageError as exc:
                 _fail(str(exc))
+            for warning in warnings:
+                sys.stderr.write(f"scrapy crawl: warning: {warning}\n")
 
-    def check(self, spider_name: str, spargs: dict[str, Any]) -> None:
-        """Every check that needs no crawl; raise ``UsageError``."""
+    def check(self, spider_name: str, spargs: dict[str, Any]) -> list[str]:
+        """Every check that needs no crawl; raise ``UsageError``. Return
+        warnings (setting names no component knows, that look like no
+        known one: perhaps another plugin's)."""
         from scraper_project.report import check_feed_targets
         from scraper_project.spiders.pages import InputUsageError
 
         assert self.settings is not None
         settings = self.settings
         cmdline = SETTINGS_PRIORITIES["cmdline"]
-        for warning in check_setting_names(
+        warnings = check_setting_names(
             name for name in settings if settings.getpriority(name) == cmdline
-        ):
-            _warn(warning)
+        )
         loader = get_spider_loader(settings)
         try:
             spidercls = loader.load(spider_name)
@@ -163,6 +166,7 @@ class Command(ScrapyCrawlCommand):
             if check_settings is not None:
                 check_settings(effective)
         check_feed_targets(effective)
+        return warnings
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
@@ -170,8 +174,10 @@ class Command(ScrapyCrawlCommand):
             return
         assert self.crawler_process is not None
         if _is_scrapyd_job(opts.spargs):
+            # The job's log (LOG_FILE) is open now: the checks report there.
             try:
-                self.check(args[0], opts.spargs)
+                for warning in self.check(args[0], opts.spargs):
+                    logger.warning("%(warning)s", {"warning": warning})
             except UsageError as exc:
                 logger.error("%(error)s", {"error": str(exc)})
                 logger.error("Exit code 2: nothing crawled")
@@ -180,7 +186,10 @@ class Command(ScrapyCrawlCommand):
         crawler = self._create_crawler(args[0])
         errors: list[BaseException] = []
         _keep_errors(self.crawler_process.crawl(crawler, **opts.spargs), errors)
-        self.crawler_process.start()
+        try:
+            self.crawler_process.start()
+        except UsageError as exc:  # a component built before the reactor runs
+            errors.append(exc)
         self.exitcode = self._exit_code(crawler, errors)
 
     def _exit_code(self, crawler: Crawler, errors: list[BaseException]) -> int:
@@ -253,10 +262,6 @@ def _logs_to_stderr(settings: BaseSettings) -> bool:
 def _interrupted(signum: int, frame: FrameType | None) -> NoReturn:
     sys.stderr.write("scrapy crawl: interrupted before the crawl started\n")
     raise SystemExit(128 + signum)
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"scrapy crawl: warning: {message}\n")
 
 
 def _fail(message: str) -> NoReturn:
