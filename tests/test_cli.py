@@ -36,6 +36,14 @@ class LateCheckExtension:
         raise UsageError("LATE_SETTING must be a late value, got 'x'", print_help=False)
 
 
+class CrashingExtension:
+    """An extension with a bug: the crawl cannot start."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> CrashingExtension:
+        raise RuntimeError("a bug in an extension")
+
+
 def crawl_cli(args: list[str], *, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return run_cli(["crawl", "pages", *args], stdin=stdin)
 
@@ -371,3 +379,15 @@ def test_an_unknown_setting_unlike_any_known_one_is_a_warning(tmp_path: Path) ->
         == "scrapy crawl: warning: unknown setting ZQX_PLUGIN (not one of Scrapy's or this project's)"
     )
     assert err.index(first) < err.index(BANNER)
+
+
+@pytest.mark.timeout(60)
+def test_an_unexpected_error_is_exit_1_with_one_traceback(tmp_path: Path) -> None:
+    urls = write_list(tmp_path / "urls.txt", ["http://site.test/"])
+    extensions = '{"tests.test_cli.CrashingExtension": 50}'
+    proc = crawl_cli(["-a", f"urls={urls}", "-s", f"EXTENSIONS={extensions}"])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err[-3000:]
+    assert err.count("Traceback") == 1, err[-3000:]
+    assert "RuntimeError: a bug in an extension" in err
+    assert "never retrieved" not in err

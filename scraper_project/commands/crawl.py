@@ -203,10 +203,10 @@ class Command(ScrapyCrawlCommand):
                 return EXIT_USAGE
             logger.error("The crawl failed", exc_info=error)
             return EXIT_ERROR
-        if crawler.stats is None or (
-            self.crawler_process and self.crawler_process.bootstrap_failed
+        if crawler.spider is None or (
+            self.crawler_process is not None and self.crawler_process.bootstrap_failed
         ):
-            return EXIT_ERROR
+            return EXIT_ERROR  # Scrapy's code for a crawl that did not start
         stats = crawler.stats.get_stats()
         code = exit_code(stats)
         logger.log(logging.INFO if code == 0 else logging.WARNING, "%s", summary(code, stats))

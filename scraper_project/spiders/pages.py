@@ -251,12 +251,15 @@ class PagesSpider(Spider):
         after = f" after {last.status}" if last is not None else ""
         if in_flight:
             retry = f" of a retry{after}" if retries else ""
-            detail = f"the crawl stopped ({reason}) during the download{retry}"
+            error = format_error(
+                "cancelled", f"the crawl stopped ({reason}) during the download{retry}", 0
+            )
         elif retries:
-            detail = f"retry pending{after} when the crawl stopped ({reason})"
+            error = format_error(
+                "cancelled", f"retry pending{after} when the crawl stopped ({reason})", 0
+            )
         else:
-            detail = f"the crawl stopped ({reason}) first"
-        error = format_error("cancelled" if in_flight or retries else "not_attempted", detail, 0)
+            error = self._not_attempted_error()
         item = new_item(meta["url"], meta["line"], error)
         item["attempts"] = retries + 1 if in_flight else retries
         if meta.get("redirect_urls"):
