@@ -56,10 +56,8 @@ def check_source(spec: str, *, absolute_only: bool = False) -> None:
     if spec == "-":
         return
     if not os.path.exists(spec):
-        raise InputError(
-            f"URL list not found: {spec!r} (relative paths resolve in "
-            f"{os.getcwd()!r}; give an absolute path or an http(s) URL)"
-        )
+        where = "" if os.path.isabs(spec) else f" (relative paths resolve in {os.getcwd()!r})"
+        raise InputError(f"URL list not found: {spec!r}{where}")
     if os.path.isdir(spec):
         raise InputError(f"URL list is a directory, not a file: {spec!r}")
     if not os.access(spec, os.R_OK):

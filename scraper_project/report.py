@@ -13,13 +13,18 @@ import csv
 import inspect
 import io
 import logging
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlparse
 
 from scrapy.exceptions import DropItem
 from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
 from scrapy.extensions.feedexport import FeedExporter
+from w3lib.url import file_uri_to_path
 
+from scraper_project.config import usage_error
 from scraper_project.exporters import SafeCsvItemExporter, neutralise
 from scraper_project.items import FIELDS, new_item
 from scraper_project.stats import inc, live_stats
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,60 @@ def feed_slots(crawler: Crawler) -> list[Any]:
     return []
 
 
+def _local_path(uri: str) -> Path | None:
+    if uri.startswith("file://"):
+        return Path(file_uri_to_path(uri))
+    scheme = urlparse(uri).scheme
+    if scheme and len(scheme) > 1:  # s3:, stdout:, ... (one letter: C:\)
+        return None
+    return Path(uri)
+
+
+def check_feed_targets(settings: BaseSettings) -> None:
+    """Refuse, before the crawl, report files a run would spoil:
+    ``UsageError`` for a folder, a file that cannot be written, and an
+    append (``-o``) to a JSON array (two arrays in one file) or to a CSV
+    file whose header is not the report's."""
+    feeds = settings.getdict("FEEDS")
+    expected = ",".join(str(f) for f in settings.getlist("FEED_EXPORT_FIELDS") or FIELDS)
+    for uri, options in feeds.items():
+        path = _local_path(str(uri))
+        if path is None or "%(" in str(path):
+            continue
+        if path.is_dir():
+            raise usage_error(f"report {str(path)!r} is a folder, not a file")
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        if not os.access(path, os.W_OK):
+            raise usage_error(f"report {str(path)!r} cannot be written (permissions)")
+        if (options or {}).get("overwrite"):
+            continue
+        fmt = (options or {}).get("format") or path.suffix.lstrip(".").lower()
+        if fmt == "json":
+            raise usage_error(
+                f"cannot append (-o) to the JSON report {str(path)!r}: the file would hold "
+                f"two arrays; overwrite it (-O) or append to a .jsonl report"
+            )
+        if fmt == "csv":
+            with path.open(encoding="utf-8", errors="replace", newline="") as file:
+                header = file.readline().rstrip("\r\n")
+            if header != expected:
+                raise usage_error(
+                    f"cannot append (-o) to {str(path)!r}: its first line is not this "
+                    f"report's header ({expected}); overwrite it (-O) or use another file"
+                )
+
+
+def keep_existing_reports(crawler: Crawler) -> None:
+    """The crawl failed before its first row: leave every report file that
+    got no row as it was, instead of storing an empty feed over it (Scrapy
+    opens a feed's file only for its first row, or at the end to store an
+    empty feed: ``FEED_STORE_EMPTY``)."""
+    for slot in feed_slots(crawler):
+        if not slot.itemcount:
+            slot.store_empty = False
+
+
 def flush_feeds(crawler: Crawler) -> None:
     """Push what the exporters wrote so far to the OS (a killed process then
     loses nothing of it)."""
@@ -98,6 +158,10 @@ class ReportWriter:
                 continue
             self.processors.append(process)
         self.counters = [p.count for p in pipelines if callable(getattr(p, "count", None))]
+        # count_many(row, n): n rows like row, for the bulk path of a stop.
+        self.bulk_counters = [
+            p.count_many for p in pipelines if callable(getattr(p, "count_many", None))
+        ]
         self.slots = slots
         self.crawler = crawler
         self._fast: dict[int, Callable[[dict[str, Any]], None] | None] = {}
@@ -122,6 +186,13 @@ class ReportWriter:
             if not getattr(slot, "_exporting", False):
                 slot.start_exporting()
             exporter = slot.exporter
+            todo = entries
+            if type(exporter) in _CSV_EXPORTERS and exporter._headers_not_written and todo:
+                # The first row of the file goes through the exporter (it
+                # writes the header, or learns there is one); then the fast path.
+                url, line = todo[0]
+                exporter.export_item({**template, "url": url, "line": line})
+                todo = todo[1:]
             if (
                 type(exporter) in _CSV_EXPORTERS
                 and not exporter._headers_not_written
@@ -151,7 +222,7 @@ class ReportWriter:
                 writerow = csv.writer(buffer, dialect=dialect).writerow
                 write = buffer.write
                 simple = url_at == 0 and line_at == len(values) - 1
-                for url, line in entries:
+                for url, line in todo:
                     # Normalised URLs start with "http"; anything else takes
                     # the csv module's path, neutralised.
                     if simple and url.startswith("http") and special(url) is None:
@@ -164,7 +235,7 @@ class ReportWriter:
                 if id(exporter) not in self._fast:
                     self._fast[id(exporter)] = _fast_exporter(exporter)
                 export = self._fast[id(exporter)] or exporter.export_item
-                for url, line in entries:
+                for url, line in todo:
                     export({**template, "url": url, "line": line})
             slot.itemcount += len(entries)
         stats = self.crawler.stats
@@ -174,6 +245,8 @@ class ReportWriter:
             if self.counters:  # what ValidationPipeline.count does, in bulk
                 inc(data, "report/rows", len(entries))
                 inc(data, f"report/error/{error.split(':', 1)[0]}", len(entries))
+        for count_many in self.bulk_counters:
+            count_many(template, len(entries))
 
     def write(self, rows: Iterable[Any], *, trusted: bool = False) -> int:
         """Write ``rows``; return how many reached the report.

@@ -21,19 +21,21 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from scrapy.exceptions import UsageError
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolverSimple
 from zope.interface import implementer
 
+from scraper_project.config import get_bool, get_dict, get_list, usage_error
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
     from twisted.internet.base import ReactorBase
 
 
@@ -87,24 +89,33 @@ class StaticResolver(CachingThreadedResolver):
         self.allowed = allowed
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> StaticResolver:
-        settings = crawler.settings
-        hosts: dict[str, Any] = settings.getdict("RESOLVE_HOSTS")
+    def check_settings(cls, settings: BaseSettings) -> tuple[dict[str, str], tuple[Network, ...]]:
+        """Validate the resolver's settings (``UsageError`` naming a bad one);
+        return ``RESOLVE_HOSTS`` and ``PAGES_ALLOWED_ADDRESSES``, parsed."""
+        hosts = get_dict(settings, "RESOLVE_HOSTS", example='{"shop.example": "10.0.0.5"}')
         for name, ip in hosts.items():
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
-                raise UsageError(
+                raise usage_error(
                     f"RESOLVE_HOSTS: {name!r} maps to {ip!r}, which is not an IP address"
                 ) from None
         allowed = []
-        for entry in settings.getlist("PAGES_ALLOWED_ADDRESSES"):
+        for entry in get_list(settings, "PAGES_ALLOWED_ADDRESSES"):
             try:
                 allowed.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                raise UsageError(
+                raise usage_error(
                     f"PAGES_ALLOWED_ADDRESSES: {entry!r} is not an IP address or network"
                 ) from None
+        for name in ("RESOLVE_HOSTS_ONLY", "PAGES_BLOCK_PRIVATE_ADDRESSES"):
+            get_bool(settings, name)
+        return hosts, tuple(allowed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> StaticResolver:
+        settings = crawler.settings
+        hosts, allowed = cls.check_settings(settings)
         cache_size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
         return cls(
             reactor,
@@ -113,7 +124,7 @@ class StaticResolver(CachingThreadedResolver):
             hosts,
             settings.getbool("RESOLVE_HOSTS_ONLY"),
             block_private=settings.getbool("PAGES_BLOCK_PRIVATE_ADDRESSES"),
-            allowed=tuple(allowed),
+            allowed=allowed,
         )
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> defer.Deferred[str]:

@@ -47,6 +47,7 @@ PAGES_ROTATE_USER_AGENT = True
 USER_AGENT = "scraper_project/0.1 (page checker)"
 FAKEUSERAGENT_FALLBACK = USER_AGENT
 FAKEUSERAGENT_PROVIDERS = ["scraper_project.middlewares.useragent.WeightedUserAgentProvider"]
+FAKE_USERAGENT_BROWSERS: list[str] = []  # rotate among these only, e.g. Chrome,Firefox
 
 # -- the report ---------------------------------------------------------------
 FEED_EXPORT_FIELDS = list(FIELDS)
@@ -79,6 +80,8 @@ PAGES_LIST_TIMEOUT = 30.0  # seconds per read of a list given as an http(s) URL
 PAGES_LOG_DUPLICATES = True  # log each duplicate input line (INFO)
 # Requests parked (rate limit, retry backoff) before the list reader pauses.
 PAGES_MAX_PARKED = 10_000
+# Exit code 4 when a row matches, e.g. error,4xx,5xx (pipelines/failon.py).
+PAGES_FAIL_ON: list[str] = []
 
 # -- rate limiting (token buckets, middlewares/ratelimit.py) ------------------
 SCHEDULER = "scraper_project.scheduler.DelayingScheduler"
@@ -168,6 +171,7 @@ SPIDER_MIDDLEWARES = {
 ITEM_PIPELINES = {
     "scraper_project.pipelines.validate.ValidationPipeline": 100,
     "scraper_project.pipelines.dedupe.DeduplicationPipeline": 200,
+    "scraper_project.pipelines.failon.FailOnPipeline": 250,  # PAGES_FAIL_ON only
 }
 
 # -- cluster mode (scraper_project/cluster/, scrapy-redis) ---------------------

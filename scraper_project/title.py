@@ -10,17 +10,35 @@ of the whole document up to that point: the prefix up to the first
 ``</title`` that closes an HTML ``<title>`` gives exactly the title of the
 whole page. Decoy end tags (in comments, scripts, SVG) only extend the
 prefix to the next one.
+
+The page is decoded as a browser decodes it (:func:`sniff_encoding`, the
+HTML Standard's "determining the character encoding"): a byte-order mark,
+then the ``Content-Type`` charset, then a ``<meta>`` declaration in the first
+1024 bytes, then UTF-8 if the bytes are valid UTF-8, else windows-1252.
+Scrapy 2.19 (``TextResponse.encoding``) guesses undeclared pages with
+charset-normalizer instead, which reads windows-1252 "Café crème" as
+windows-1250 "Café crčme".
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from typing import Final
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding
 
-__all__ = ["MAX_TITLE_LENGTH", "clean_text", "extract_title", "extract_title_bytes"]
+__all__ = [
+    "MAX_TITLE_LENGTH",
+    "clean_text",
+    "decode_page",
+    "extract_title",
+    "extract_title_bytes",
+    "page_title",
+    "sniff_encoding",
+]
 
 MAX_TITLE_LENGTH: Final = 512
 # An end tag is "</title" followed by whitespace, "/" or ">" (HTML tokenizer);
@@ -37,6 +55,25 @@ _ASCII_SAFE: Final = re.compile(
     r"^(?:utf-?8|ascii|us-ascii|latin-?1|iso-?8859-\d+|cp125\d|windows-125\d)$"
 )
 _FOREIGN: Final = frozenset({"svg", "math"})
+# The byte-order marks the HTML Standard honours (not UTF-32's).
+_BOM_ENCODINGS: Final = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+_BOM_FIRST_BYTES: Final = frozenset(bom[:1] for bom, _ in _BOM_ENCODINGS)
+_PRESCAN_BYTES: Final = 1024  # where the HTML Standard stops looking for <meta>
+# windows-1252 as the Encoding Standard defines it: the five bytes Python's
+# cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) are U+0081...
+_WINDOWS_1252_ERRORS: Final = "pages-windows-1252"
+
+
+def _c1_for_undefined(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error(_WINDOWS_1252_ERRORS, _c1_for_undefined)
 # C0/C1 controls and the Unicode bidi overrides/isolates that can reorder text
 # in a terminal or a spreadsheet.
 _UNSAFE: Final = re.compile(
@@ -65,6 +102,60 @@ def clean_text(text: str, max_length: int = MAX_TITLE_LENGTH) -> str:
     if max_length and len(text) > max_length:
         text = text[: max_length - 1].rstrip() + "\u2026"
     return text
+
+
+def sniff_encoding(body: bytes, content_type: bytes | str | None = None) -> str:
+    """The encoding a browser decodes the HTML page ``body`` with (a Python
+    codec name; see the module docstring).
+
+    ``content_type`` is the response's ``Content-Type`` header. Declared
+    labels map to encodings as the Encoding Standard says (``iso-8859-1`` and
+    ``ascii`` are windows-1252, ...: w3lib's table); a ``<meta>`` that names
+    UTF-16 means UTF-8 (the bytes are ASCII-compatible, so it cannot be).
+    """
+    if body[:1] in _BOM_FIRST_BYTES:
+        for bom, encoding in _BOM_ENCODINGS:
+            if body.startswith(bom):
+                return encoding
+    if content_type:
+        if isinstance(content_type, bytes):
+            content_type = content_type.decode("latin-1")
+        declared = http_content_type_encoding(content_type)
+        if declared is not None:
+            return declared
+    declared = html_body_declared_encoding(body[:_PRESCAN_BYTES])
+    if declared is not None:
+        return "utf-8" if declared.startswith("utf-16") else declared
+    if body.isascii():
+        return "utf-8"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def decode_page(body: bytes, encoding: str) -> str:
+    """``body`` decoded with ``encoding`` (from :func:`sniff_encoding`), its
+    byte-order mark dropped; bytes invalid in it become U+FFFD."""
+    for bom, name in _BOM_ENCODINGS:
+        if name == encoding and body.startswith(bom):
+            body = body[len(bom) :]
+            break
+    errors = _WINDOWS_1252_ERRORS if encoding == "cp1252" else "replace"
+    return body.decode(encoding, errors)
+
+
+def page_title(
+    body: bytes, content_type: bytes | str | None, max_length: int = MAX_TITLE_LENGTH
+) -> str:
+    """The title of the HTML page ``body`` served with ``content_type``, as
+    a browser shows it (the right encoding, one clean line, bounded)."""
+    encoding = sniff_encoding(body, content_type)
+    found = extract_title_bytes(body, encoding, max_length)
+    if found is not None:
+        return found
+    return extract_title(decode_page(body, encoding), max_length)
 
 
 def _is_html_title(node: LexborNode) -> bool:
@@ -130,7 +221,9 @@ def extract_title_bytes(
         return None
     end = body.find(b">", match.end())
     end = len(body) if end < 0 else end + 1
-    prefix = body[:end].decode(encoding, "replace")
+    prefix = body[:end].decode(
+        encoding, _WINDOWS_1252_ERRORS if encoding == "cp1252" else "replace"
+    )
     if "<" not in prefix:
         return None
     title = _first_title(prefix)

@@ -94,7 +94,9 @@ async def crawl(
     finally:
         reactor.installResolver(previous)  # type: ignore[attr-defined]
     assert crawler.stats is not None
-    return CrawlResult(read_report(out), dict(crawler.stats.get_stats()), crawler)
+    # A crawl that fails before its first row leaves no report (issue 15).
+    rows = read_report(out) if out.exists() else []
+    return CrawlResult(rows, dict(crawler.stats.get_stats()), crawler)
 
 
 def _format(path: Path) -> str:

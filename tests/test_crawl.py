@@ -237,6 +237,7 @@ async def test_list_from_unreachable_url_fails_visibly(tmp_path: Path) -> None:
     assert result.stats["finish_reason"] == "input_error"
     assert "cannot fetch URL list" in result.stats["input/error"]
     assert result.rows == []
+    assert not (tmp_path / "report.jsonl").exists()  # nothing stored (issue 15)
 
 
 @pytest.mark.timeout(60)

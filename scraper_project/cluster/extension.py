@@ -25,11 +25,13 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from scraper_project.cluster.connection import is_clustered
+from scraper_project.cluster.connection import check_redis, is_clustered
 from scraper_project.cluster.worker import ClusterWorker
+from scraper_project.config import get_float
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 __all__ = ["ClusterExtension"]
 
@@ -61,8 +63,20 @@ class ClusterExtension:
         connect(self._spider_closed, signals.spider_closed, weak=False)
 
     @classmethod
+    def check_settings(cls, settings: BaseSettings) -> bool:
+        """In cluster mode: validate ``PAGES_CLUSTER_*`` and make sure Redis
+        answers (``UsageError`` naming the problem). Return whether the
+        cluster mode is on."""
+        if not is_clustered(settings):
+            return False
+        get_float(settings, "PAGES_CLUSTER_LEASE_TTL", minimum=1.0)
+        get_float(settings, "PAGES_CLUSTER_IDLE_CLOSE")
+        check_redis(settings)
+        return True
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterExtension:
-        if not is_clustered(crawler.settings):
+        if not cls.check_settings(crawler.settings):
             raise NotConfigured
         return cls(crawler)
 
@@ -91,15 +105,30 @@ class ClusterExtension:
             logger.warning("cluster tick failed", exc_info=True)
 
     def poll(self) -> None:
-        """Wake an idle worker (one holding no URL) when work is queued."""
+        """A worker holding no URL: start on work queued by another process at
+        once, and close on time once the cluster has none left (the engine
+        would only look again at its next 5 s heartbeat)."""
         worker = self.worker
         if worker.leases or worker.closed:
             return  # busy: the engine asks the queue by itself
         try:
+            worker.flush()  # acknowledge the last rows now: the cluster sees it is done
             if worker.frontier.queued() > 0:
                 self._wake_engine()
+            elif self.idle_close > 0 and self._idle_for() >= self.idle_close:
+                self._wake_engine()  # spider_idle closes the worker
         except Exception:
             logger.debug("cluster poll failed", exc_info=True)  # the tick reports it
+
+    def _idle_for(self) -> float:
+        """Seconds since the cluster was first seen without work (0: it has work)."""
+        now = monotonic()
+        if not self.worker.frontier.status().finished:
+            self._finished_since = None
+            return 0.0
+        if self._finished_since is None:
+            self._finished_since = now
+        return now - self._finished_since
 
     def _wake_engine(self) -> None:
         engine = self.crawler.engine
@@ -123,18 +152,12 @@ class ClusterExtension:
             self._finished_since = None
             self._wake_engine()
             raise DontCloseSpider
-        status = self.worker.frontier.status()
-        now = monotonic()
-        if not status.finished:
-            self._finished_since = None
-            raise DontCloseSpider
-        if self._finished_since is None:
-            self._finished_since = now
-        if self.idle_close <= 0 or now - self._finished_since < self.idle_close:
+        idle = self._idle_for()
+        if not idle or self.idle_close <= 0 or idle < self.idle_close:
             raise DontCloseSpider
         logger.info(
-            "The cluster has no work left (%(done)d rows reported in all): closing",
-            {"done": status.stats.get("done", 0)},
+            "The cluster has had no work for %(idle).1f s (%(done)d rows reported in all): closing",
+            {"idle": idle, "done": self.worker.frontier.status().stats.get("done", 0)},
         )
 
     def _spider_closed(self) -> None:

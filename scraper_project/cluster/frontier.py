@@ -11,6 +11,8 @@ Keys, all under one prefix (``PAGES_CLUSTER_KEY``, default ``pages``):
   reported;
 - ``{p}:loaders`` (sorted set): processes loading a list, by expiry;
 - ``{p}:loaded`` (hash): list -> last line loaded (a load resumes there);
+- ``{p}:completed`` (hash): list -> lines, for lists loaded to their end (a
+  second load of one is refused: its URLs are done or queued);
 - ``{p}:stats`` (hash): lines, urls, invalid, duplicates, done, requeued,
   reclaimed.
 
@@ -247,6 +249,7 @@ class Frontier:
         self.workers_key = f"{prefix}:workers"
         self.loaders_key = f"{prefix}:loaders"
         self.loaded_key = f"{prefix}:loaded"
+        self.completed_key = f"{prefix}:completed"
         self.stats_key = f"{prefix}:stats"
         register = client.register_script
         self._load = register(_LOAD)
@@ -301,6 +304,15 @@ class Frontier:
         if result and int(result[0]) == -1:
             return None
         return [int(i) for i in result]
+
+    def completed(self, source: str) -> int:
+        """The lines of list ``source`` if a load read it to its end, else 0."""
+        value = self.client.hget(self.completed_key, source)
+        return int(value) if value is not None else 0
+
+    def mark_completed(self, source: str, lines: int) -> None:
+        """List ``source`` was loaded to its end (line ``lines``)."""
+        self.client.hset(self.completed_key, source, lines)
 
     def touch_loader(self, loader: str, ttl: float) -> None:
         """Keep ``loader`` counted as live for ``ttl`` more seconds."""

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from scrapy.exceptions import ScrapyDeprecationWarning
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import Base
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
@@ -26,7 +28,7 @@ from scraper_project.cluster.worker import ClusterWorker
 from scraper_project.scheduler import DelayQueueMixin
 
 if TYPE_CHECKING:
-    from scrapy import Request
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
 __all__ = ["ClusterScheduler", "LeasedQueue", "URLDupeFilter"]
@@ -65,6 +67,13 @@ class _RedisScheduler(RedisScheduler):  # type: ignore[misc]
 
     queue: LeasedQueue
     parked_cap = 16
+
+    def open(self, spider: Spider) -> None:
+        # scrapy-redis 0.9 logs "Resuming crawl" with Spider.log(), which
+        # Scrapy 2.19 deprecates: a warning in every worker's log.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Spider.log", ScrapyDeprecationWarning)
+            super().open(spider)
 
     def enqueue_request(self, request: Request) -> bool:
         if not request.dont_filter and self.df.request_seen(request):

@@ -28,15 +28,18 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+from scrapy.exceptions import NotConfigured
 from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 
+from scraper_project.config import get_bool, get_float, get_int
 from scraper_project.report import feed_slots, flush_feeds
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +55,30 @@ class GracefulShutdown(CloseSpider):
         self.signals_received = 0
         self._previous_handlers: dict[int, Any] = {}
         self._flusher: Any = None
+        self.flush_interval, self.handle_signals = self.check_settings(crawler.settings)
         # CloseSpider raises NotConfigured when none of its settings is set;
         # the signal handling and flushing are wanted regardless.
         try:
             super().__init__(crawler)
-        except Exception:  # NotConfigured
+        except NotConfigured:
             self.close_on = {}
         crawler.signals.connect(self._engine_started, signals.engine_started, weak=False)
         crawler.signals.connect(self._spider_closed, signals.spider_closed, weak=False)
-        self.flush_interval = crawler.settings.getfloat("PAGES_FLUSH_INTERVAL")
-        self.handle_signals = crawler.settings.getbool("PAGES_HANDLE_SIGNALS")
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> tuple[float, bool]:
+        """Validate ``PAGES_FLUSH_INTERVAL``, ``PAGES_HANDLE_SIGNALS`` and the
+        ``CLOSESPIDER_*`` conditions (``UsageError`` naming a bad one); return
+        the first two."""
+        get_float(settings, "CLOSESPIDER_TIMEOUT")
+        for name in ("CLOSESPIDER_ITEMCOUNT", "CLOSESPIDER_PAGECOUNT", "CLOSESPIDER_ERRORCOUNT"):
+            get_int(settings, name, minimum=0)
+        for name in ("CLOSESPIDER_TIMEOUT_NO_ITEM", "CLOSESPIDER_PAGECOUNT_NO_ITEM"):
+            get_int(settings, name, minimum=0)
+        return (
+            get_float(settings, "PAGES_FLUSH_INTERVAL"),
+            get_bool(settings, "PAGES_HANDLE_SIGNALS"),
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> GracefulShutdown:

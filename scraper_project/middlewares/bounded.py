@@ -34,6 +34,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+from scraper_project.config import get_bool
+
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
@@ -80,6 +82,7 @@ class BoundedRobotsTxtMiddleware(RobotsTxtMiddleware):
     """``RobotsTxtMiddleware`` keeping at most ``ROBOTSTXT_MAX_HOSTS`` parsers."""
 
     def __init__(self, crawler: Crawler) -> None:
+        self.check_settings(crawler.settings)
         super().__init__(crawler)
         self.max_hosts = count_setting(crawler.settings, "ROBOTSTXT_MAX_HOSTS")
         # netloc -> parser (None: no usable robots.txt) or the Deferred of a
@@ -87,6 +90,12 @@ class BoundedRobotsTxtMiddleware(RobotsTxtMiddleware):
         self._parsers: OrderedDict[str, RobotParser | Deferred[RobotParser | None] | None] = (
             OrderedDict()
         )
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> None:
+        """``ROBOTSTXT_OBEY`` and ``ROBOTSTXT_MAX_HOSTS`` (``UsageError``)."""
+        get_bool(settings, "ROBOTSTXT_OBEY")
+        count_setting(settings, "ROBOTSTXT_MAX_HOSTS")
 
     async def robot_parser(self, request: Request) -> RobotParser | None:
         parsers = self._parsers
@@ -144,8 +153,15 @@ class BoundedCookiesMiddleware(CookiesMiddleware):
         self._domains: OrderedDict[tuple[Any, str], None] = OrderedDict()
 
     @classmethod
+    def check_settings(cls, settings: BaseSettings) -> bool:
+        """``COOKIES_*`` (``UsageError``); return whether cookies are on."""
+        get_bool(settings, "COOKIES_DEBUG")
+        count_setting(settings, "COOKIES_MAX_DOMAINS")
+        return get_bool(settings, "COOKIES_ENABLED")
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("COOKIES_ENABLED"):
+        if not cls.check_settings(crawler.settings):
             raise NotConfigured
         mw = cls(
             crawler.settings.getbool("COOKIES_DEBUG"),

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import NotConfigured, UsageError
 from scrapy.http.request import NO_CALLBACK
 
+from scraper_project.config import get_bool
 from scraper_project.ratelimit import (
     INF,
     BucketRegistry,
@@ -125,18 +126,28 @@ class RateLimitMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RateLimitMiddleware:
         settings = crawler.settings
-        if not settings.getbool("RATELIMIT_ENABLED"):
+        if not cls.check_settings(settings):
             raise NotConfigured  # off on purpose: no warning
         registry, global_bucket = cls.buckets_from_settings(settings)
+        assert crawler.stats is not None
+        return cls(crawler, registry, global_bucket, crawler.stats)
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> bool:
+        """Validate the ``RATELIMIT_*`` settings (``UsageError`` naming a bad
+        one); return whether rate limiting is on."""
+        if not get_bool(settings, "RATELIMIT_ENABLED"):
+            return False
+        cls.buckets_from_settings(settings)
         scheduler = load_scheduler_class(settings)
         if not issubclass(scheduler, DelayQueueMixin):
             raise UsageError(
                 f"RATELIMIT_ENABLED needs SCHEDULER = "
                 f"'scraper_project.scheduler.DelayingScheduler' (or a subclass), "
-                f"got {settings.get('SCHEDULER')!r}"
+                f"got {settings.get('SCHEDULER')!r}",
+                print_help=False,
             )
-        assert crawler.stats is not None
-        return cls(crawler, registry, global_bucket, crawler.stats)
+        return True
 
     @staticmethod
     def buckets_from_settings(

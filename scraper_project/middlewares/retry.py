@@ -34,16 +34,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import UsageError
+from scrapy.http import HtmlResponse
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
 from scraper_project.backoff import backoff_delay, parse_retry_after
+from scraper_project.config import get_bool, get_int, get_list, get_log_level, usage_error
 from scraper_project.middlewares.ratelimit import RateLimitMiddleware
 from scraper_project.scheduler import NOT_BEFORE_KEY
+from scraper_project.title import MAX_TITLE_LENGTH, page_title
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -55,6 +59,21 @@ logger = logging.getLogger(__name__)
 
 _PAUSING_STATUSES = frozenset({429, 503})
 _MAX_BUDGET_DOMAINS = 10_000
+
+#: Request meta of a pending retry: what the response it retries said, so
+#: that a crawl stopped before the retry reports it (row: ``cancelled``).
+LAST_RESPONSE_KEY: Final = "pages_last_response"
+
+
+class LastResponse(NamedTuple):
+    """The report fields of a response that is being retried (its title as a
+    string: a pending retry does not keep a body alive)."""
+
+    url: str
+    status: int
+    length: int
+    title: str
+    content_type: str
 
 
 def _number(settings: BaseSettings, name: str, *, minimum: float = 0.0) -> float:
@@ -79,7 +98,11 @@ class BackoffRetryMiddleware(RetryMiddleware):
         clock: Callable[[], float] = monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.check_settings(settings)
         super().__init__(settings)
+        self.title_max_length = get_int(
+            settings, "PAGES_TITLE_MAX_LENGTH", minimum=0, default=MAX_TITLE_LENGTH
+        )
         config = self.config_from_settings(settings)
         self.base, self.cap, self.retry_after_max, self.budget_min, self.budget_ratio = config
         self.rand = rand
@@ -109,6 +132,28 @@ class BackoffRetryMiddleware(RetryMiddleware):
                     f"{name} must be an integer >= 0, got {raw!r}", print_help=False
                 ) from None
         return base, cap, retry_after_max, budget_min, budget_ratio
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> None:
+        """Validate the ``RETRY_*`` settings (``UsageError`` naming a bad one)."""
+        if not get_bool(settings, "RETRY_ENABLED"):
+            return
+        cls.config_from_settings(settings)
+        for code in get_list(settings, "RETRY_HTTP_CODES"):
+            if not code.isdigit() or not 100 <= int(code) <= 599:
+                raise usage_error(
+                    f"RETRY_HTTP_CODES must be HTTP statuses (e.g. 500,503), got {code!r}"
+                )
+        for path in settings.getlist("RETRY_EXCEPTIONS"):
+            if isinstance(path, str):
+                try:
+                    load_object(path)
+                except (ImportError, NameError, AttributeError, ValueError):
+                    raise usage_error(
+                        f"RETRY_EXCEPTIONS: cannot import {path!r} (an exception class)"
+                    ) from None
+        get_int(settings, "RETRY_PRIORITY_ADJUST", minimum=None, default=-1)
+        get_log_level(settings, "RETRY_GIVE_UP_LOG_LEVEL")
 
     @property
     def stats(self) -> StatsCollector:
@@ -141,6 +186,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
             limiter = self._find_ratelimit()
             if limiter is not None:
                 limiter.pause(request, retry_after)
+        new.meta[LAST_RESPONSE_KEY] = self._last_response(response)
         return new
 
     def process_exception(
@@ -150,7 +196,23 @@ class BackoffRetryMiddleware(RetryMiddleware):
         budget[0] += 1
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry"):
             return None
-        return self._retry_with_delay(request, exception, budget, None)
+        new = self._retry_with_delay(request, exception, budget, None)
+        if new is not None:
+            new.meta.pop(LAST_RESPONSE_KEY, None)  # that response is not the last outcome
+        return new
+
+    def _last_response(self, response: Response) -> LastResponse:
+        content_type = response.headers.get(b"Content-Type")
+        title = ""
+        if isinstance(response, HtmlResponse):
+            title = page_title(response.body, content_type, self.title_max_length)
+        return LastResponse(
+            response.url,
+            response.status,
+            len(response.body),
+            title,
+            content_type.decode("latin-1") if content_type else "",
+        )
 
     # -- helpers ---------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy_fake_useragent.middleware import RandomUserAgentMiddleware
 
+from scraper_project.config import did_you_mean, get_bool, get_list, usage_error
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -35,9 +37,16 @@ class RotatingUserAgentMiddleware(RandomUserAgentMiddleware):  # type: ignore[mi
     """
 
     @classmethod
+    def check_settings(cls, settings: BaseSettings) -> bool:
+        """Validate ``PAGES_ROTATE_USER_AGENT`` and ``FAKE_USERAGENT_BROWSERS``
+        (``UsageError`` naming a bad one); return whether rotation is on."""
+        browsers(settings)
+        return get_bool(settings, "PAGES_ROTATE_USER_AGENT")
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler) -> RotatingUserAgentMiddleware:
         settings = crawler.settings
-        if not settings.getbool("PAGES_ROTATE_USER_AGENT"):
+        if not cls.check_settings(settings):
             raise NotConfigured  # off on purpose: no warning
         if (settings.getpriority("USER_AGENT") or 0) > SETTINGS_PRIORITIES["project"]:
             raise NotConfigured("USER_AGENT set for this run: sending it unchanged")
@@ -62,9 +71,8 @@ class WeightedUserAgentProvider:
 
     def __init__(self, settings: BaseSettings) -> None:
         fallback = settings.get("FAKEUSERAGENT_FALLBACK") or settings.get("USER_AGENT")
-        browsers = settings.getlist("FAKE_USERAGENT_BROWSERS") or None
         try:
-            self._pool, weights = stream_pool(browsers)
+            self._pool, weights = stream_pool(browsers(settings) or None)
         except Exception:  # any data problem: fall back to one UA
             logger.warning("fake-useragent data unavailable; sending %r", fallback)
             self._pool, weights = [], []
@@ -92,6 +100,20 @@ _BROWSERS = frozenset(
 )  # fmt: skip
 _OS = frozenset({"Windows", "Linux", "Ubuntu", "Chrome OS", "Mac OS X", "Android", "iOS"})
 _PLATFORMS = frozenset({"desktop", "mobile", "tablet"})
+
+
+def browsers(settings: BaseSettings) -> list[str]:
+    """``FAKE_USERAGENT_BROWSERS``, each a browser name of fake-useragent's
+    data (any case); ``UsageError`` naming an unknown one."""
+    by_name = {name.lower(): name for name in _BROWSERS}
+    names = []
+    for given in get_list(settings, "FAKE_USERAGENT_BROWSERS"):
+        name = by_name.get(given.lower())
+        if name is None:
+            hint = did_you_mean(given, _BROWSERS) or f" (known: {', '.join(sorted(_BROWSERS))})"
+            raise usage_error(f"FAKE_USERAGENT_BROWSERS: unknown browser {given!r}{hint}")
+        names.append(name)
+    return names
 
 
 def stream_pool(browsers: list[str] | None = None) -> tuple[list[str], list[float]]:

@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING, Any, Literal
 from scrapy.exceptions import UsageError
 from scrapy.settings import SETTINGS_PRIORITIES
 
+from scraper_project.config import get_log_level
+
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
-__all__ = ["ENV_VARIABLES", "ObservabilityConfig", "env_flag", "parse_bool"]
+__all__ = [
+    "ENV_VARIABLES",
+    "ObservabilityConfig",
+    "ObservabilitySettings",
+    "env_flag",
+    "parse_bool",
+]
 
 ProgressMode = Literal["auto", "on", "off"]
 
@@ -115,18 +123,9 @@ def _level(settings: BaseSettings, name: str) -> int | None:
     raw = settings.get(name, "DEBUG")
     if raw is None or str(raw).strip().upper() in _OFF_LEVELS:
         return None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().upper()
-    if text.isdigit():
-        return int(text)
-    level = logging.getLevelName(text)
-    if not isinstance(level, int):
-        raise UsageError(
-            f"{name} must be a log level name (DEBUG, INFO, ...) or OFF, got {raw!r}",
-            print_help=False,
-        )
-    return level
+    return get_log_level(
+        settings, name, "DEBUG", expected="a log level name (DEBUG, INFO, ...) or OFF"
+    )
 
 
 def _progress(settings: BaseSettings, name: str) -> ProgressMode:
@@ -137,6 +136,15 @@ def _progress(settings: BaseSettings, name: str) -> ProgressMode:
         return "on" if parse_bool(raw) else "off"
     except ValueError:
         raise UsageError(f"{name} must be auto, on or off, got {raw!r}", print_help=False) from None
+
+
+class ObservabilitySettings:
+    """Mixin of the observability components: ``check_settings`` validates
+    every ``PAGES_*`` observability setting (they share one parser)."""
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> ObservabilityConfig:
+        return ObservabilityConfig.from_settings(settings)
 
 
 @dataclass(frozen=True)

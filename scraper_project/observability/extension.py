@@ -25,7 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from scrapy import signals
 
-from scraper_project.observability.config import ObservabilityConfig
+from scraper_project.observability.config import ObservabilitySettings
+from scraper_project.outcome import INPUT_ERROR_REASON
 from scraper_project.report import feed_slots
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
     return {k[len(prefix) :]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
-class SummaryExtension:
+class SummaryExtension(ObservabilitySettings):
     """``EXTENSIONS``: the final summary and ``PAGES_STATS_FILE``."""
 
     def __init__(self, crawler: Crawler, stats: StatsCollector, stats_file: str) -> None:
@@ -109,7 +110,7 @@ class SummaryExtension:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SummaryExtension:
         assert crawler.stats is not None
-        config = ObservabilityConfig.from_settings(crawler.settings)
+        config = cls.check_settings(crawler.settings)
         ext = cls(crawler, crawler.stats, config.stats_file)
         crawler.signals.connect(ext.spider_opened, signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signals.spider_closed)
@@ -174,7 +175,15 @@ class SummaryExtension:
                     },
                 )
             )
-        if self.report_uris:
+        if self.report_uris and not rows and reason == INPUT_ERROR_REASON:
+            # report.keep_existing_reports: nothing is stored over them.
+            lines.append(
+                (
+                    "Summary: no report written, %(report)s left as it was",
+                    {"report": ", ".join(self.report_uris)},
+                )
+            )
+        elif self.report_uris:
             lines.append(
                 ("Summary: report written to %(report)s", {"report": ", ".join(self.report_uris)})
             )

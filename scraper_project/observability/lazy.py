@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
 
-from scraper_project.observability.config import ObservabilityConfig
+from scraper_project.observability.config import ObservabilitySettings
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["LazyPrometheusExtension"]
 
 
-class LazyPrometheusExtension:
+class LazyPrometheusExtension(ObservabilitySettings):
     """``EXTENSIONS``: :class:`~.prometheus.PrometheusExtension` when
     ``PAGES_PROMETHEUS_ENABLED``, else nothing (and no import)."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Any:
-        if not ObservabilityConfig.from_settings(crawler.settings).prometheus_enabled:
+        if not cls.check_settings(crawler.settings).prometheus_enabled:
             raise NotConfigured
         from scraper_project.observability.prometheus import PrometheusExtension
 

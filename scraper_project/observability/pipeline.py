@@ -30,7 +30,7 @@ from scrapy import signals
 from scrapy.http import Response
 
 from scraper_project.middlewares.ratelimit import WAIT_KEY
-from scraper_project.observability.config import ObservabilityConfig
+from scraper_project.observability.config import ObservabilitySettings
 from scraper_project.observability.latency import LatencyReservoir
 from scraper_project.stats import live_stats
 
@@ -65,7 +65,7 @@ def log_level_enabled(log: logging.Logger, level: int) -> bool:
     return not found and logging.lastResort is not None and level >= logging.lastResort.level
 
 
-class ObservabilityPipeline:
+class ObservabilityPipeline(ObservabilitySettings):
     """``ITEM_PIPELINES``, after the dedup pipeline; see the module docstring."""
 
     def __init__(
@@ -86,7 +86,7 @@ class ObservabilityPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ObservabilityPipeline:
         assert crawler.stats is not None
-        config = ObservabilityConfig.from_settings(crawler.settings)
+        config = cls.check_settings(crawler.settings)
         pipeline = cls(
             crawler.stats, LatencyReservoir(config.latency_samples), config.url_log_level
         )

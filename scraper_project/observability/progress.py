@@ -33,7 +33,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.log import get_scrapy_root_handler
 
 from scraper_project.inputs import is_remote
-from scraper_project.observability.config import ObservabilityConfig
+from scraper_project.observability.config import ObservabilitySettings
 from scraper_project.stats import live_stats
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class _BarAwareStream:
         return self.stream.isatty()
 
 
-class ProgressExtension:
+class ProgressExtension(ObservabilitySettings):
     """``EXTENSIONS``: see the module docstring."""
 
     def __init__(
@@ -134,7 +134,7 @@ class ProgressExtension:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProgressExtension:
         assert crawler.stats is not None
-        config = ObservabilityConfig.from_settings(crawler.settings)
+        config = cls.check_settings(crawler.settings)
         bar = sys.stderr.isatty() if config.progress == "auto" else config.progress == "on"
         if not bar and config.progress_interval <= 0:
             # No message: Scrapy would log one at WARNING for a default choice.

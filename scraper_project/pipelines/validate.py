@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
+from scraper_project.config import get_int
 from scraper_project.errors import MAX_ERROR_LENGTH
 from scraper_project.items import FIELDS, new_item
 from scraper_project.stats import inc, live_stats
@@ -14,6 +15,7 @@ from scraper_project.title import MAX_TITLE_LENGTH, clean_text
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
 
 logger = logging.getLogger(__name__)
@@ -43,14 +45,17 @@ class ValidationPipeline:
         self.limits = {"title": title_max, "error": error_max, "content_type": 200}
 
     @classmethod
+    def check_settings(cls, settings: BaseSettings) -> tuple[int, int]:
+        """``PAGES_TITLE_MAX_LENGTH`` and ``PAGES_ERROR_MAX_LENGTH`` (``UsageError``)."""
+        return (
+            get_int(settings, "PAGES_TITLE_MAX_LENGTH", minimum=0, default=MAX_TITLE_LENGTH),
+            get_int(settings, "PAGES_ERROR_MAX_LENGTH", minimum=0, default=MAX_ERROR_LENGTH),
+        )
+
+    @classmethod
     def from_crawler(cls, crawler: Crawler) -> ValidationPipeline:
         assert crawler.stats is not None
-        settings = crawler.settings
-        return cls(
-            crawler.stats,
-            settings.getint("PAGES_TITLE_MAX_LENGTH", MAX_TITLE_LENGTH),
-            settings.getint("PAGES_ERROR_MAX_LENGTH", MAX_ERROR_LENGTH),
-        )
+        return cls(crawler.stats, *cls.check_settings(crawler.settings))
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, dict) or not item.get("url"):

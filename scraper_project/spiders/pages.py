@@ -24,33 +24,32 @@ import asyncio
 import logging
 import math
 import os
+from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
-from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
-from scraper_project.cluster.connection import check_redis, is_clustered
+from scraper_project.cluster.connection import is_clustered
 from scraper_project.cluster.worker import ClusterWorker
+from scraper_project.config import did_you_mean, get_bool, get_float, get_int, usage_error
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.errors import classify, format_error
 from scraper_project.inputs import InputError, LineReader, check_source, is_remote
 from scraper_project.items import PageItem, new_item
-from scraper_project.middlewares.ratelimit import RateLimitMiddleware
-from scraper_project.middlewares.retry import BackoffRetryMiddleware
+from scraper_project.middlewares.retry import LAST_RESPONSE_KEY, LastResponse
 from scraper_project.middlewares.timing import START_KEY
-from scraper_project.observability import ObservabilityConfig
-from scraper_project.report import ReportWriter
+from scraper_project.report import ReportWriter, keep_existing_reports
 from scraper_project.resolver import blocked_reason
 from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.stats import inc, live_stats
-from scraper_project.title import clean_text, extract_title, extract_title_bytes
+from scraper_project.title import clean_text, page_title
 from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
 
 if TYPE_CHECKING:
@@ -73,47 +72,26 @@ class InputUsageError(UsageError):
     """The URL list argument is unusable (missing, unreadable, relative on Scrapyd)."""
 
 
-# Settings that settings.py may take from the environment.
-_ENV_SOURCES = {
-    "CONCURRENT_REQUESTS": "SCRAPER_CONCURRENCY",
-    "CONCURRENT_REQUESTS_PER_DOMAIN": "SCRAPER_CONCURRENCY_PER_DOMAIN",
+#: The spider's arguments (``-a NAME=VALUE``), as ``scrapy crawl -h`` lists
+#: them. Arguments starting with ``_`` are Scrapyd's (``_job``).
+ARGUMENTS: Final = {
+    "urls": "the URL list: a file, - (standard input) or an http(s) URL; required, "
+    "except for cluster workers that only crawl",
+    "timeout": "deadline of the whole crawl in seconds (short for -s CLOSESPIDER_TIMEOUT=N)",
 }
 
 
-def _source(settings: BaseSettings, name: str) -> str:
-    env = _ENV_SOURCES.get(name)
-    if env and env in os.environ and settings.getpriority(name) == SETTINGS_PRIORITIES["project"]:
-        return f" (from environment variable {env})"
-    return ""
+@dataclass(frozen=True)
+class SpiderConfig:
+    """The spider's own settings, validated."""
 
-
-def _positive_int(settings: BaseSettings, name: str, *, allow_zero: bool = False) -> int:
-    raw = settings.get(name)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"{name} must be an integer, got {raw!r}{_source(settings, name)}",
-            print_help=False,
-        ) from None
-    if value < 0 or (value == 0 and not allow_zero):
-        raise UsageError(
-            f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {raw!r}"
-            f"{_source(settings, name)}",
-            print_help=False,
-        )
-    return value
-
-
-def _positive_float(settings: BaseSettings, name: str) -> float:
-    raw = settings.get(name)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be a number, got {raw!r}", print_help=False) from None
-    if not value >= 0 or math.isinf(value):
-        raise UsageError(f"{name} must be a number >= 0, got {raw!r}", print_help=False)
-    return value
+    url_max_length: int
+    title_max_length: int
+    list_timeout: float
+    log_duplicates: bool
+    max_parked: int
+    maxsize: int
+    max_queued: int
 
 
 def invalid_row(text: str, line: int, exc: InvalidURL, max_length: int) -> PageItem:
@@ -144,18 +122,21 @@ class PagesSpider(Spider):
         settings: BaseSettings,
         urls: str = "",
         timeout: str | None = None,
-        **_: Any,
+        **others: Any,
     ) -> float | None:
-        """Validate the spider arguments and settings; raise ``UsageError``.
+        """Validate the spider arguments; raise ``UsageError``.
 
         Called by ``scrapy crawl`` before anything starts (so a mistake is a
         one-line usage error, exit code 2) and again by ``from_crawler`` for
         crawls started from code. Returns the ``timeout`` argument as seconds.
         """
-        clustered = is_clustered(settings)
+        for name in others:
+            if not name.startswith("_"):  # Scrapyd's own (_job, _version)
+                hint = did_you_mean(name, ARGUMENTS) or f" (known: {', '.join(ARGUMENTS)})"
+                raise usage_error(f"unknown spider argument {name!r}{hint}")
         try:
-            if urls or not clustered:
-                check_source(urls, absolute_only="_job" in _)
+            if urls or not is_clustered(settings):
+                check_source(urls, absolute_only="_job" in others)
         except InputError as exc:
             raise InputUsageError(str(exc), print_help=False) from None
         deadline: float | None = None
@@ -165,38 +146,21 @@ class PagesSpider(Spider):
             except ValueError:
                 deadline = math.nan
             if not deadline > 0 or math.isinf(deadline):
-                raise UsageError(
-                    f"timeout must be a positive number of seconds, got {timeout!r}",
-                    print_help=False,
-                )
-        for name in ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN"):
-            _positive_int(settings, name)
-        for name in (
-            "PAGES_URL_MAX_LENGTH",
-            "PAGES_TITLE_MAX_LENGTH",
-            "PAGES_ERROR_MAX_LENGTH",
-        ):
-            _positive_int(settings, name, allow_zero=True)
-        _positive_int(settings, "PAGES_MAX_PARKED")
-        for name in ("DOWNLOAD_TIMEOUT", "CLOSESPIDER_TIMEOUT", "PAGES_LIST_TIMEOUT"):
-            _positive_float(settings, name)
-        if settings.getbool("RATELIMIT_ENABLED"):
-            RateLimitMiddleware.buckets_from_settings(settings)
-        if settings.getbool("RETRY_ENABLED"):
-            BackoffRetryMiddleware.config_from_settings(settings)
-        ObservabilityConfig.from_settings(settings)
-        if clustered:
-            _positive_float(settings, "PAGES_CLUSTER_LEASE_TTL")
-            _positive_float(settings, "PAGES_CLUSTER_IDLE_CLOSE")
-            _positive_int(settings, "PAGES_CLUSTER_MAX_QUEUED")
-            if settings.getfloat("PAGES_CLUSTER_LEASE_TTL") < 1:
-                raise UsageError(
-                    f"PAGES_CLUSTER_LEASE_TTL must be >= 1 second, got "
-                    f"{settings.get('PAGES_CLUSTER_LEASE_TTL')!r}",
-                    print_help=False,
-                )
-            check_redis(settings)
+                raise usage_error(f"timeout must be a positive number of seconds, got {timeout!r}")
         return deadline
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> SpiderConfig:
+        """The spider's own settings, validated (``UsageError`` naming a bad one)."""
+        return SpiderConfig(
+            url_max_length=get_int(settings, "PAGES_URL_MAX_LENGTH", minimum=0),
+            title_max_length=get_int(settings, "PAGES_TITLE_MAX_LENGTH", minimum=0),
+            list_timeout=get_float(settings, "PAGES_LIST_TIMEOUT", positive=True),
+            log_duplicates=get_bool(settings, "PAGES_LOG_DUPLICATES"),
+            max_parked=get_int(settings, "PAGES_MAX_PARKED", minimum=1),
+            maxsize=get_int(settings, "DOWNLOAD_MAXSIZE", minimum=0),
+            max_queued=get_int(settings, "PAGES_CLUSTER_MAX_QUEUED", minimum=1),
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PagesSpider:
@@ -211,18 +175,19 @@ class PagesSpider(Spider):
             # and its finish reason, instead of dying before logging starts.
             input_problem = str(exc)
             deadline = None
+        config = cls.check_settings(settings)
         if deadline is not None:
             settings.set("CLOSESPIDER_TIMEOUT", deadline, priority="spider")
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.input_problem = input_problem
-        spider.url_max_length = settings.getint("PAGES_URL_MAX_LENGTH")
-        spider.title_max_length = settings.getint("PAGES_TITLE_MAX_LENGTH")
-        spider.list_timeout = settings.getfloat("PAGES_LIST_TIMEOUT")
-        spider.log_duplicates = settings.getbool("PAGES_LOG_DUPLICATES")
-        spider.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
-        spider.max_parked = settings.getint("PAGES_MAX_PARKED")
+        spider.url_max_length = config.url_max_length
+        spider.title_max_length = config.title_max_length
+        spider.list_timeout = config.list_timeout
+        spider.log_duplicates = config.log_duplicates
+        spider.maxsize = config.maxsize
+        spider.max_parked = config.max_parked
         spider.clustered = is_clustered(settings)
-        spider.max_queued = settings.getint("PAGES_CLUSTER_MAX_QUEUED")
+        spider.max_queued = config.max_queued
         crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
         logfilters.install()
         return spider
@@ -274,21 +239,40 @@ class PagesSpider(Spider):
         if not self._reading and engine is not None:
             deferred_from_coro(engine.close_spider_async(reason=reason))
 
-    def unfinished_row(self, request: Request) -> PageItem:
-        """The row of a request that never got its answer."""
+    def unfinished_row(self, request: Request, *, in_flight: bool = False) -> PageItem:
+        """The row of a request that never got its answer because the crawl
+        stopped: ``in_flight`` while it was downloading (``cancelled``), else
+        before it was sent (``not_attempted``, or ``cancelled`` for a retry:
+        the URL was fetched). A retry keeps what the last response said."""
         meta = request.meta
-        retries = meta.get("retry_times", 0)
-        if retries:
+        retries: int = meta.get("retry_times", 0)
+        last: LastResponse | None = meta.get(LAST_RESPONSE_KEY)
+        reason = self.stop_reason
+        after = f" after {last.status}" if last is not None else ""
+        if in_flight:
+            retry = f" of a retry{after}" if retries else ""
             error = format_error(
-                "cancelled", f"a retry was pending when the crawl stopped ({self.stop_reason})", 0
+                "cancelled", f"the crawl stopped ({reason}) during the download{retry}", 0
+            )
+        elif retries:
+            error = format_error(
+                "cancelled", f"retry pending{after} when the crawl stopped ({reason})", 0
             )
         else:
             error = self._not_attempted_error()
         item = new_item(meta["url"], meta["line"], error)
-        item["attempts"] = retries
+        item["attempts"] = retries + 1 if in_flight else retries
         if meta.get("redirect_urls"):
             item["final_url"] = request.url
             item["redirects"] = len(meta["redirect_urls"])
+        if last is not None:
+            item["final_url"] = last.url
+            item["status"] = last.status
+            item["length"] = last.length
+            item["title"] = last.title
+            item["content_type"] = last.content_type
+        if in_flight and (t0 := meta.get(START_KEY)) is not None:
+            item["elapsed_ms"] = round((monotonic() - t0) * 1000)
         return item
 
     def export_rows(self, rows: list[PageItem], *, trusted: bool = False) -> None:
@@ -348,11 +332,7 @@ class PagesSpider(Spider):
         seen = self._seen
         max_length = self.url_max_length
         if self.input_problem is not None:
-            logger.error(
-                "%(error)s", {"error": self.input_problem}, extra={"input": self.urls_spec}
-            )
-            stats["input/error"] = self.input_problem
-            raise CloseSpider("input_error")
+            raise self._input_error(self.input_problem)
         accounted: list[PageItem] = []  # rows written directly while stopping
         unread: list[tuple[str, int]] = []  # (url, line) of not_attempted lines
         self._reading = True
@@ -393,9 +373,7 @@ class PagesSpider(Spider):
                         continue
                     yield self.page_request(url, lineno)
         except InputError as exc:
-            logger.error("%(error)s", {"error": exc}, extra={"input": self.urls_spec})
-            stats["input/error"] = str(exc)
-            raise CloseSpider("input_error") from None
+            raise self._input_error(str(exc)) from None
         finally:
             self._reading = False
         if self.stop_reason is not None:
@@ -419,6 +397,15 @@ class PagesSpider(Spider):
         else:  # the same file, unchanged: a reload resumes
             st = os.stat(spec)
             source = f"{os.path.abspath(spec)}:{st.st_size}:{st.st_mtime_ns}"
+        completed = frontier.completed(source)
+        if completed:
+            raise self._input_error(
+                f"{spec}: this list was loaded completely into the cluster crawl "
+                f"{frontier.prefix!r} before ({completed} lines), so there is nothing left "
+                f"to load. To crawl it again, start afresh: scrapy cluster reset (same "
+                f"PAGES_REDIS_URL and PAGES_CLUSTER_KEY), or another PAGES_CLUSTER_KEY. "
+                f"To help with what is queued, start the worker without -a urls"
+            )
         loaded = frontier.loaded_until(source)
         if loaded:
             logger.info(
@@ -430,11 +417,13 @@ class PagesSpider(Spider):
         reader = LineReader(spec, timeout=self.list_timeout)
         reader.batch_size = max(1, min(reader.batch_size, self.max_queued))
         max_length = self.url_max_length
+        read = queued = 0  # lines read, entries queued by this load
         self._reading = True
         try:
             async for lines in reader.batches():
                 if self.stop_reason is not None:
                     break  # the rest stays in the list; a later load resumes
+                read = lines[-1][0]
                 batch = [entry for entry in lines if entry[0] > loaded]
                 if not batch:
                     continue
@@ -460,7 +449,9 @@ class PagesSpider(Spider):
                     ttl=worker.ttl,
                 )
                 if dups is None:
-                    continue  # a concurrent load of the same list got there first
+                    queued += 1  # a concurrent load of the same list got there first
+                    continue
+                queued += len(urls) - len(dups) + len(rows)
                 inc(stats, "input/lines", len(batch))
                 inc(stats, "input/invalid", len(rows))
                 inc(stats, "input/urls", len(urls) - len(dups))
@@ -473,13 +464,31 @@ class PagesSpider(Spider):
                             {"line": lineno, "url": url},
                             extra={"line": lineno, "url": url},
                         )
+            if self.stop_reason is None:
+                frontier.mark_completed(source, read)
+                if read and not queued and not loaded:
+                    # Not a resumed load: every URL was queued by other lists.
+                    raise InputError(
+                        f"{spec}: every URL of this list was loaded into the cluster crawl "
+                        f"{frontier.prefix!r} before (by another list), so there is nothing "
+                        f"new to crawl. To crawl them again, start afresh: scrapy cluster "
+                        f"reset (same PAGES_REDIS_URL and PAGES_CLUSTER_KEY), or another "
+                        f"PAGES_CLUSTER_KEY"
+                    )
         except InputError as exc:
-            logger.error("%(error)s", {"error": exc}, extra={"input": spec})
-            stats["input/error"] = str(exc)
-            raise CloseSpider("input_error") from None
+            raise self._input_error(str(exc)) from None
         finally:
             self._reading = False
             frontier.loader_done(loader)
+
+    def _input_error(self, message: str) -> CloseSpider:
+        """Log why the list cannot be used; the crawl closes (``input_error``,
+        exit code 2) and a report that got no row is left as it was."""
+        logger.error("%(error)s", {"error": message}, extra={"input": self.urls_spec})
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value("input/error", message)
+        keep_existing_reports(self.crawler)
+        return CloseSpider("input_error")
 
     def _export_accounting(self, rows: list[PageItem], unread: list[tuple[str, int]]) -> None:
         writer = ReportWriter.for_crawler(self.crawler)
@@ -503,9 +512,7 @@ class PagesSpider(Spider):
         content_type = response.headers.get(b"Content-Type")
         title = ""
         if isinstance(response, HtmlResponse):
-            # Decode only up to </title> when that gives the same answer.
-            found = extract_title_bytes(response.body, response.encoding, self.title_max_length)
-            title = extract_title(response.text, self.title_max_length) if found is None else found
+            title = page_title(response.body, content_type, self.title_max_length)
         return {
             "url": meta["url"],
             "final_url": response.url,
@@ -524,32 +531,27 @@ class PagesSpider(Spider):
         request: Request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
         assert failure.value is not None
-        if self.clustered and (meta.get(NOT_ATTEMPTED_KEY) or meta.get(CANCELLED_KEY)):
+        stopped = meta.get(NOT_ATTEMPTED_KEY) or meta.get(CANCELLED_KEY)
+        if stopped and self.clustered:
             # This worker is stopping: another one will fetch it.
             ClusterWorker.for_crawler(self.crawler).release(meta["url"])
             return None
-        if meta.get(NOT_ATTEMPTED_KEY):
-            error_class, detail = "not_attempted", f"the crawl stopped ({self.stop_reason}) first"
-        elif meta.get(CANCELLED_KEY):
-            error_class = "cancelled"
-            detail = f"the crawl stopped ({self.stop_reason}) during the download"
-        else:
-            error_class, detail = classify(
-                failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
-            )
-            if error_class == "dns_error":
-                reason = blocked_reason(urlparse_cached(request).hostname or "")
-                if reason is not None:
-                    error_class, detail = "blocked_address", reason
+        if stopped:
+            return self.unfinished_row(request, in_flight=bool(meta.get(CANCELLED_KEY)))
+        error_class, detail = classify(
+            failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
+        )
+        if error_class == "dns_error":
+            reason = blocked_reason(urlparse_cached(request).hostname or "")
+            if reason is not None:
+                error_class, detail = "blocked_address", reason
         item = new_item(meta["url"], meta["line"], format_error(error_class, detail, 0))
         redirects = meta.get("redirect_urls", ())
         if redirects:
             item["final_url"] = request.url
             item["redirects"] = len(redirects)
         t0 = meta.get(START_KEY)
-        if error_class == "not_attempted":
-            item["attempts"] = meta.get("retry_times", 0)
-        elif t0 is not None:
+        if t0 is not None:
             item["elapsed_ms"] = round((monotonic() - t0) * 1000)
             item["attempts"] = meta.get("retry_times", 0) + 1
         return item
