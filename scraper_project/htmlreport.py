@@ -49,6 +49,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import UsageError
 from scrapy.exporters import BaseItemExporter
 
+from scraper_project.config import get_int
 from scraper_project.items import FIELDS
 from scraper_project.observability.latency import LatencyReservoir, percentile
 
@@ -394,25 +395,12 @@ class RowCap:
         return True
 
 
-def _setting(settings: BaseSettings, name: str, default: int) -> int:
-    raw = settings.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = -1
-    if value < 0 or isinstance(raw, bool):
-        raise UsageError(
-            f"{name} must be an integer >= 0 (0 = no limit), got {raw!r}", print_help=False
-        )
-    return value
-
-
 def read_settings(settings: BaseSettings) -> dict[str, int]:
     """``max_rows`` and ``max_hosts`` from ``PAGES_HTML_MAX_ROWS`` and
     ``PAGES_HTML_MAX_HOSTS``, validated (a bad value is a UsageError)."""
     return {
-        "max_rows": _setting(settings, "PAGES_HTML_MAX_ROWS", 50_000),
-        "max_hosts": _setting(settings, "PAGES_HTML_MAX_HOSTS", 10_000),
+        "max_rows": get_int(settings, "PAGES_HTML_MAX_ROWS", minimum=0, default=50_000),
+        "max_hosts": get_int(settings, "PAGES_HTML_MAX_HOSTS", minimum=0, default=10_000),
     }
 
 
@@ -459,6 +447,12 @@ class HtmlItemExporter(BaseItemExporter):
         #: Damaged rows of the source, skipped (pages-report says how many).
         self.damaged = damaged
         self.page = HtmlPageWriter(file, "report", fields, {})
+
+    @classmethod
+    def check_settings(cls, settings: BaseSettings) -> None:
+        """Raise ``UsageError`` for a bad ``PAGES_HTML_*`` value (``scrapy
+        crawl`` runs this before anything starts)."""
+        read_settings(settings)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, file: IO[bytes], **kwargs: Any) -> HtmlItemExporter:

@@ -106,10 +106,11 @@ def check_feed_targets(settings: BaseSettings) -> None:
         if (options or {}).get("overwrite"):
             continue
         fmt = (options or {}).get("format") or path.suffix.lstrip(".").lower()
-        if fmt == "json":
+        if fmt in ("json", "html"):
+            what = "two arrays" if fmt == "json" else "two pages"
             raise usage_error(
-                f"cannot append (-o) to the JSON report {str(path)!r}: the file would hold "
-                f"two arrays; overwrite it (-O) or append to a .jsonl report"
+                f"cannot append (-o) to the {fmt.upper()} report {str(path)!r}: the file would "
+                f"hold {what}; overwrite it (-O) or append to a .jsonl or .csv report"
             )
         if fmt == "csv":
             with path.open(encoding="utf-8", errors="replace", newline="") as file:

@@ -124,6 +124,7 @@ def test_unreadable_list_url_is_exit_2_and_keeps_the_report(
         (["-s", "LOG_FILE=/no/such/folder/crawl.log"], "LOG_FILE must be a file in an existing folder"),
         (["-s", "PAGES_FAIL_ON=erorr"], "PAGES_FAIL_ON: unknown condition 'erorr' (did you mean error?)"),
         (["-s", "RATELIMT_RATE=5"], "unknown setting RATELIMT_RATE (did you mean RATELIMIT_RATE?)"),
+        (["-s", "PAGES_HTML_MAX_ROWS=-5", "-O", "report.html"], "PAGES_HTML_MAX_ROWS must be >= 0, got '-5'"),
         (["-s", "PAGES_NO_SUCH=1"], "unknown setting PAGES_NO_SUCH: no such setting"),
         (["-a", "timout=5"], "unknown spider argument 'timout' (did you mean timeout?)"),
         (["-s", "FAKE_USERAGENT_BROWSERS=Nope"], "FAKE_USERAGENT_BROWSERS: unknown browser 'Nope'"),
@@ -324,8 +325,12 @@ def test_appending_to_a_report_it_would_spoil_is_refused(tmp_path: Path) -> None
     array = tmp_path / "report.json"
     array.write_text("[]")
     assert "two arrays" in one_error_line(crawl_cli(["-a", f"urls={urls}", "-o", str(array)]))
+    page = tmp_path / "report.html"
+    page.write_text("<!doctype html><title>old</title>")
+    assert "two pages" in one_error_line(crawl_cli(["-a", f"urls={urls}", "-o", str(page)]))
     assert other.read_text() == "name,price\nx,1\n"
     assert array.read_text() == "[]"
+    assert page.read_text() == "<!doctype html><title>old</title>"
 
 
 # -- 12. undeclared pages decoded as browsers do -----------------------------------

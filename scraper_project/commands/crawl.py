@@ -224,6 +224,11 @@ def _components(settings: BaseSettings, spidercls: type[Spider]) -> list[type]:
             paths.append((name, settings.get(name)))
     handlers = settings.getwithbase("DOWNLOAD_HANDLERS")
     paths += [("DOWNLOAD_HANDLERS", handlers[s]) for s in ("http", "https") if handlers.get(s)]
+    exporters = settings.getwithbase("FEED_EXPORTERS")
+    for uri, options in settings.getdict("FEEDS").items():
+        fmt = (options or {}).get("format") or str(uri).rsplit(".", 1)[-1].lower()
+        if exporters.get(fmt):
+            paths.append(("FEED_EXPORTERS", exporters[fmt]))
     classes: list[type] = [spidercls]
     for name, path in paths:
         try:
