@@ -26,6 +26,7 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web import _newclient
 
+from scraper_project.dns import NameResolutionError
 from scraper_project.resolver import BlockedAddressError
 from scraper_project.title import clean_text
 
@@ -159,7 +160,11 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
         for types, name in _BY_TYPE:
             if isinstance(candidate, types):
                 if isinstance(candidate, BlockedAddressError) and candidate.args:
-                    return name, str(candidate.args[0])  # the reason, as blocked_reason()
+                    return name, str(candidate.args[0])  # the guard's reason
+                if isinstance(candidate, NameResolutionError):
+                    # "nxdomain: ...", "servfail: ...", "timeout: ...",
+                    # "no_address: ...": filterable after the class.
+                    return name, str(candidate)
                 return name, _detail(candidate)
     for cause in causes:
         if isinstance(cause, (DownloadCancelledError, defer.CancelledError)):

@@ -32,7 +32,6 @@ from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.defer import deferred_from_coro
-from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
@@ -47,7 +46,6 @@ from scraper_project.middlewares.retry import BackoffRetryMiddleware
 from scraper_project.middlewares.timing import START_KEY
 from scraper_project.observability import ObservabilityConfig
 from scraper_project.report import ReportWriter
-from scraper_project.resolver import blocked_reason
 from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, extract_title, extract_title_bytes
@@ -537,10 +535,6 @@ class PagesSpider(Spider):
             error_class, detail = classify(
                 failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
             )
-            if error_class == "dns_error":
-                reason = blocked_reason(urlparse_cached(request).hostname or "")
-                if reason is not None:
-                    error_class, detail = "blocked_address", reason
         item = new_item(meta["url"], meta["line"], format_error(error_class, detail, 0))
         redirects = meta.get("redirect_urls", ())
         if redirects:
