@@ -9,14 +9,18 @@ face: settings, the SSRF guard, stats). It imports nothing from Twisted.
   thread, no pool. Every address of both answers is kept, IPv6 first (RFC
   6724's default preference; the handler interleaves the families for Happy
   Eyeballs), with the answers' TTLs.
-- **One c-ares channel per lookup.** c-ares 1.34 adapts each server's
-  timeout to 5x its average latency (250 ms at least, ``ares_metrics.c``) and
-  resends on every timeout: after a few 30 ms answers, a nameserver that
-  takes 800 ms is asked again and again and the name fails within ~0.5 s.
-  pycares cannot turn that off. A fresh channel has no history, so its
-  timeout is the one given (``timeout``, the whole budget of the lookup), and
-  its query cache dies with it (ours is bounded; c-ares's is not). Measured
-  cost: ~50 us per lookup (notes/dns.md).
+- **Short-lived c-ares channels.** Once a channel has seen 3 answers, c-ares
+  1.34 gives every new query of it a timeout of 5x the server's average
+  latency (250 ms at least; ``ares_metrics.c``, not adjustable through
+  pycares) and resends on timeout: after a few 30 ms answers, a nameserver
+  that takes 800 ms is asked again and again and the name fails within
+  ~0.5 s. So a channel takes new queries only until it has seen 3 answers;
+  then the next lookups open a new one, and it closes when its last query
+  ends. Every query is thus sent with the timeout given (``timeout`` /
+  ``attempts``), c-ares never resends (``tries=1``: this module does, for
+  ``attempts`` > 1), and c-ares's own query cache dies with its channel
+  (ours is bounded; c-ares's is not). A channel per lookup would cost
+  ~0.3 ms more per lookup (notes/dns.md).
 - **RFC 8305 resolution delay.** When A answers first, AAAA gets
   :data:`RESOLUTION_DELAY` more before the lookup completes with what it
   has; the late AAAA still lands in the cache.
@@ -41,6 +45,7 @@ import ipaddress
 import logging
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
@@ -204,16 +209,38 @@ def v6_first(addresses: Iterable[str]) -> tuple[str, ...]:
     return tuple([a for a in listed if ":" in a] + [a for a in listed if ":" not in a])
 
 
-class _Channel:
-    """One lookup's c-ares channel, its sockets watched by the asyncio loop."""
+# c-ares's MIN_COUNT_FOR_AVERAGE: answers after which it adapts timeouts.
+_FRESH_ANSWERS: Final = 3
+# Outcomes that c-ares counts as answers (NOERROR, NXDOMAIN).
+_COUNTED: Final = frozenset((None, pycares.errno.ARES_ENODATA, pycares.errno.ARES_ENOTFOUND))
 
-    __slots__ = ("channel", "closed", "loop", "readers", "timer", "writers")
+
+class _Channel:
+    """A c-ares channel whose sockets the asyncio loop watches. It takes
+    queries until ``retired`` (c-ares has seen enough answers to start
+    adapting its timeouts) and closes when the last of them ends."""
+
+    __slots__ = (
+        "__weakref__",
+        "answers",
+        "channel",
+        "closed",
+        "loop",
+        "pending",
+        "readers",
+        "retired",
+        "timer",
+        "writers",
+    )
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, servers: Sequence[str], timeout: float, tries: int
+        self, loop: asyncio.AbstractEventLoop, servers: Sequence[str], timeout: float
     ) -> None:
         self.loop = loop
         self.closed = False
+        self.retired = False
+        self.answers = 0
+        self.pending = 0
         self.readers: set[int] = set()
         self.writers: set[int] = set()
         self.timer: asyncio.TimerHandle | None = None
@@ -222,7 +249,7 @@ class _Channel:
         self.channel = pycares.Channel(
             servers=list(servers),
             timeout=timeout,
-            tries=tries,
+            tries=1,
             lookups="b",
             resolvconf_path=os.devnull,
             sock_state_cb=self._sockets,
@@ -233,12 +260,24 @@ class _Channel:
 
         def done(result: Any, errno: int | None) -> None:
             # Also called by c-ares's closing thread (cancelled): ignored.
-            if not self.closed and not future.done():
+            if self.closed:
+                return
+            self.pending -= 1
+            if errno in _COUNTED:
+                self.answers += 1
+                if self.answers >= _FRESH_ANSWERS:
+                    self.retired = True
+            if not future.done():
                 future.set_result((result, errno))
+            if self.retired and not self.pending:
+                # Not from inside c-ares's processing: next time round.
+                self.loop.call_soon(self.close)
 
+        self.pending += 1
         try:
             self.channel.query(host, qtype, callback=done)
         except (pycares.AresError, ValueError, UnicodeError) as exc:
+            self.pending -= 1
             if not future.done():
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 future.set_result((None, code if code is not None else pycares.errno.ARES_EBADNAME))
@@ -367,6 +406,8 @@ class Resolver:
         self._inflight: dict[str, asyncio.Future[tuple[str, ...]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._current: _Channel | None = None
+        self._channels: weakref.WeakSet[_Channel] = weakref.WeakSet()
         self._closed = False
         #: Lookup latencies in ms (first query to the answer used).
         self.latency = LatencyReservoir(latency_samples)
@@ -467,6 +508,18 @@ class Resolver:
             if not isinstance(exc, Exception):
                 raise
 
+    def _channel(self) -> _Channel:
+        """The channel that takes new queries (a new one once it retired)."""
+        channel = self._current
+        if channel is None or channel.retired or channel.closed:
+            servers = self.nameservers
+            # Each try of each server gets its share of the budget.
+            per_try = self.timeout / (len(servers) * self.attempts)
+            loop = asyncio.get_running_loop()
+            channel = self._current = _Channel(loop, servers, max(per_try, 0.001))
+            self._channels.add(channel)
+        return channel
+
     async def _query(
         self,
         host: str,
@@ -475,53 +528,59 @@ class Resolver:
         waiter: asyncio.Future[tuple[str, ...]],
     ) -> None:
         loop = asyncio.get_running_loop()
-        servers = self.nameservers
-        # c-ares doubles the timeout at each round over the servers.
-        per_try = self.timeout / (len(servers) * (2**self.attempts - 1))
-        channel = _Channel(loop, servers, max(per_try, 0.001), self.attempts)
         started = loop.time()
         deadline = started + self.timeout
         futures: dict[int, asyncio.Future[tuple[Any, int | None]]] = {}
+        tries: dict[int, int] = {}
         outcomes: dict[int, tuple[_Outcome, float | None]] = {}
         self._inc("dns/lookups")
-        try:
-            if want_a:
-                futures[_A] = channel.ask(host, _A)
-            if want_aaaa:
-                futures[_AAAA] = channel.ask(host, _AAAA)
-            self._inc("dns/queries", len(futures))
-            pending: set[asyncio.Future[Any]] = {f for f in futures.values() if not f.done()}
-            a_answered: float | None = None  # when A brought addresses
-            partial = False
-            while True:
-                for qtype, future in futures.items():
-                    if qtype not in outcomes and future.done():
-                        outcome = outcomes[qtype] = _outcome(*future.result(), qtype)
-                        if qtype == _A and isinstance(outcome[0], tuple) and outcome[0]:
-                            a_answered = loop.time()
-                now = loop.time()
-                if pending and now >= deadline:
-                    for qtype in futures:
-                        outcomes.setdefault(qtype, (_Failed(TIMEOUT, ""), None))
-                    pending = set()
-                if not waiter.done():
-                    early = a_answered is not None and now >= a_answered + RESOLUTION_DELAY
-                    if not pending or early:
-                        self.latency.add((now - started) * 1000)
-                        partial = bool(pending)
-                        self._store(host, outcomes, waiter, deadline - now)
-                if not pending:
-                    break
-                wait = deadline - now
-                if not waiter.done() and a_answered is not None:
-                    wait = min(wait, a_answered + RESOLUTION_DELAY - now)
-                _done, pending = await asyncio.wait(
-                    pending, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED
-                )
-            if partial:  # AAAA came after the lookup completed: cache it too
-                self._store(host, outcomes, None, 0)
-        finally:
-            channel.close()
+        for qtype, wanted in ((_A, want_a), (_AAAA, want_aaaa)):
+            if wanted:
+                futures[qtype] = self._channel().ask(host, qtype)
+                tries[qtype] = 1
+        self._inc("dns/queries", len(futures))
+        pending: set[asyncio.Future[Any]] = {f for f in futures.values() if not f.done()}
+        a_answered: float | None = None  # when A brought addresses
+        partial = False
+        while True:
+            for qtype, future in list(futures.items()):
+                if qtype in outcomes or not future.done():
+                    continue
+                result, errno = future.result()
+                if (
+                    errno == pycares.errno.ARES_ETIMEOUT
+                    and tries[qtype] < self.attempts
+                    and loop.time() < deadline
+                ):
+                    # Silence: once more (DNS_ATTEMPTS), on a fresh channel.
+                    tries[qtype] += 1
+                    futures[qtype] = retry = self._channel().ask(host, qtype)
+                    pending.add(retry)
+                    self._inc("dns/queries")
+                    continue
+                outcome = outcomes[qtype] = _outcome(result, errno, qtype)
+                if qtype == _A and isinstance(outcome[0], tuple) and outcome[0]:
+                    a_answered = loop.time()
+            pending = {f for f in pending if not f.done()}
+            now = loop.time()
+            if pending and now >= deadline:
+                for qtype in futures:
+                    outcomes.setdefault(qtype, (_Failed(TIMEOUT, ""), None))
+                pending = set()
+            if not waiter.done():
+                early = a_answered is not None and now >= a_answered + RESOLUTION_DELAY
+                if not pending or early:
+                    self.latency.add((now - started) * 1000)
+                    partial = bool(pending)
+                    self._store(host, outcomes, waiter, deadline - now)
+            if not pending:
+                break
+            wait = deadline - now
+            if not waiter.done() and a_answered is not None:
+                wait = min(wait, a_answered + RESOLUTION_DELAY - now)
+            await asyncio.wait(pending, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED)
+        if partial:  # AAAA came after the lookup completed: cache it too
+            self._store(host, outcomes, None, 0)
 
     def _store(
         self,
@@ -588,6 +647,9 @@ class Resolver:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for channel in list(self._channels):
+            channel.close()
+        self._current = None
 
     def clear(self) -> None:
         """Forget every cached answer."""

@@ -80,6 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOSTS_FILE: Final = "/etc/hosts"
+_LITERALS_MAX: Final = 10_000
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -248,6 +249,9 @@ class AsyncResolver:
         self.resolver = resolver
         self.block_private = block_private
         self.allowed = allowed
+        # IP literals seen (a dict lookup the next time; a list of IPs
+        # clears it now and then rather than grow).
+        self._literals: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> AsyncResolver:
@@ -288,7 +292,7 @@ class AsyncResolver:
         :class:`BlockedAddressError`."""
         key = host.lower().rstrip(".")
         resolver = self.resolver
-        addresses = resolver.cached(key)
+        addresses = resolver.cached(key) or self._literals.get(key)
         if addresses is None:
             literal = _literal(key)
             if literal is None:
@@ -296,6 +300,10 @@ class AsyncResolver:
                     raise resolver.refuse(key)
                 return None
             addresses = (literal,)
+            literals = self._literals
+            if len(literals) >= _LITERALS_MAX:
+                literals.clear()
+            literals[key] = addresses
         return self._guard(host, addresses) if self.block_private else addresses
 
     async def resolve(self, host: str) -> tuple[str, ...]:

@@ -101,6 +101,10 @@ DNS_NEGATIVE_TTL = 300.0  # seconds an NXDOMAIN / no-such-record answer is kept 
 DNS_FAILURE_TTL = 30.0  # seconds a SERVFAIL, refusal or timeout is kept
 DNS_HOSTS_FILE = "/etc/hosts"  # read once, before the nameservers; "" = none
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried (RFC 8305)
+# A lookup not done within this many seconds parks its request (no download
+# slot held while a dead nameserver is waited for); -1: look up in the
+# handler only (middlewares/dns.py).
+DNS_PARK_AFTER = 0.05
 RESOLVE_HOSTS: dict[str, str | list[str]] = {}  # {"name": "ip" or [ips]}, like curl --resolve
 RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
 # SSRF guard for shared deployments: refuse loopback, private, link-local
@@ -145,6 +149,8 @@ PAGES_HANDLE_SIGNALS = True  # 1st SIGINT/SIGTERM: graceful stop; 2nd: stop now
 # Scrapy's downloader with CONCURRENT_REQUESTS_PER_DOMAIN enforced (downloader.py).
 DOWNLOADER = "scraper_project.downloader.PoliteDownloader"
 DOWNLOADER_MIDDLEWARES = {
+    # First: a request waits for DNS parked, not in a download slot.
+    "scraper_project.middlewares.dns.DNSPrefetchMiddleware": 60,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scraper_project.middlewares.bounded.BoundedRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,

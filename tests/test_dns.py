@@ -120,7 +120,7 @@ async def test_every_kind_of_name(dns: DNSServer, web: AnyHostServer, tmp_path: 
         stats = result.stats
         assert stats["dns/queries"] == 2 * len(ZONE)
         assert stats["dns/lookups"] == len(ZONE)
-        assert stats["dns/negative_hits"] + stats.get("dns/coalesced", 0) == 3 * len(DEAD)
+        assert stats["dns/negative_hits"] + stats.get("dns/coalesced", 0) >= 3 * len(DEAD)
         for _name, (_answer, kind) in DEAD.items():
             assert stats[f"dns/errors/{kind}"] == 1
         assert 0 < stats["dns/latency_ms/p50"] <= stats["dns/latency_ms/max"]
@@ -139,20 +139,31 @@ async def test_every_kind_of_name(dns: DNSServer, web: AnyHostServer, tmp_path: 
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("park_after", [0.05, -1])
 @pytest_twisted.ensureDeferred
-async def test_dns_time_is_not_download_time(web: AnyHostServer, tmp_path: Path) -> None:
+async def test_dns_time_is_not_download_time(
+    web: AnyHostServer, tmp_path: Path, park_after: float
+) -> None:
     """Names that never answer do not make healthy pages slow or time out:
     waiting for DNS is not DOWNLOAD_TIMEOUT (1 s here, half of DNS_TIMEOUT),
-    and a healthy page's elapsed_ms has no other host's lookup in it."""
+    and a healthy page's elapsed_ms has no other host's lookup in it; with
+    the requests parked while their lookup runs (DNS_PARK_AFTER) or waiting
+    in the download handler (-1)."""
     silent = {f"silent{i}.test": Answer(drop=True) for i in range(8)}
     healthy = {f"fast{i}.test": LIVE[f"fast{i}.test"] for i in range(4)}
     with DNSServer({**silent, **healthy}) as server:
         urls = [f"http://{name}:{web.port}/p" for name in silent]
         urls += [f"http://{name}:{web.port}/q{i}" for name in healthy for i in range(2)]
         random.Random(3).shuffle(urls)
-        settings = _settings(server, DOWNLOAD_TIMEOUT=1, CONCURRENT_REQUESTS=4)
+        settings = _settings(
+            server, DOWNLOAD_TIMEOUT=1, CONCURRENT_REQUESTS=4, DNS_PARK_AFTER=park_after
+        )
         result = await crawl(write_list(tmp_path / "u.txt", urls), tmp_path, settings)
     assert len(result.rows) == len(urls)
+    # Parked: each silent name's page (robots.txt follows its lookup), and
+    # any healthy one whose 30 ms lookup took more than 50 ms on a busy box.
+    parked = result.stats.get("dns/parked", 0)
+    assert parked >= len(silent) if park_after >= 0 else parked == 0
     for row in result.rows:
         if _host(row["url"]) in silent:
             assert row["error"].startswith("dns_error: timeout: "), row
