@@ -36,6 +36,8 @@ as ``project-norobots``, with ``ROBOTSTXT_OBEY=False`` (the same requests as
 the other two). ``project-hostsfile`` is ``project-norobots`` with every live
 name in a hosts file (``DNS_HOSTS_FILE``; the dead ones still go to the
 nameserver): what the crawl costs without the live names' lookups.
+``project-before`` is ``project`` run from ``--before DIR``, a checkout of
+the code before this work (``git worktree add DIR e3e4c40``).
 
 Every process started here is stopped by its PID; temporary files are
 removed unless ``--keep``.
@@ -64,6 +66,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PY = sys.executable
+BEFORE: list[Path] = [REPO]  # --before
 INSIDE_FLAG = "--inside-namespace"
 
 # Shared with the speed benchmark (loaded by path: both files are "run.py").
@@ -81,7 +84,7 @@ SEED = 14
 FAST = 0.03
 DNS_TIMEOUT = 4.0
 CONCURRENCY = 100
-TOOLS = ("project", "project-norobots", "project-hostsfile", "aiohttp", "stock")
+TOOLS = ("project", "project-norobots", "project-hostsfile", "project-before", "aiohttp", "stock")
 DEFAULT_OPTIONS = ("timeout:2 attempts:2", "")
 
 # (prefix, how many, answer, expected outcome)
@@ -284,6 +287,8 @@ def run_tool(
     out = work / f"{tool}.csv"
     log = work / f"{tool}.log"
     cwd = REPO if tool.startswith("project") else work / "nocfg"
+    if tool == "project-before":
+        cwd = BEFORE[0]
     cwd.mkdir(exist_ok=True)
     dns.counts()  # forget what came before
     load = os.getloadavg()[0]
@@ -451,6 +456,7 @@ def main() -> None:
     parser.add_argument("--json", help="write every figure there")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE for the project")
+    parser.add_argument("--before", help="checkout of the code before (tool project-before)")
     parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.tools = [t for t in args.tools.split(",") if t]
@@ -459,6 +465,10 @@ def main() -> None:
             parser.error(f"unknown tool {tool!r} (expected some of {', '.join(TOOLS)})")
     if args.options is None:
         args.options = list(DEFAULT_OPTIONS)
+    if "project-before" in args.tools:
+        if not args.before:
+            parser.error("project-before needs --before DIR")
+        BEFORE[0] = Path(args.before).resolve()
     if not getattr(args, INSIDE_FLAG.lstrip("-").replace("-", "_")):
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             raise SystemExit("needs root and unshare(1): the run uses its own network namespace")
