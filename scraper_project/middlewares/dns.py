@@ -17,7 +17,7 @@ failure too: ``dns_error`` at once).
 Not for requests that cannot be parked (robots.txt, fetched through
 ``engine.download()``), nor IP literals, names already known, or requests
 through a proxy. ``DNS_PARK_AFTER = -1`` turns it off (lookups then happen
-in the handler only). Stats: ``dns/parked`` (requests parked at least once).
+in the handler only), and so does a crawl without a DNS cache. Stats: ``dns/parked`` (requests parked at least once).
 """
 
 from __future__ import annotations
@@ -80,11 +80,15 @@ class DNSPrefetchMiddleware:
             ) from None
         if park_after < 0:
             raise NotConfigured("DNS_PARK_AFTER < 0")
+        resolver = AsyncResolver.for_crawler(crawler)
+        if resolver.resolver.cache_size <= 0:
+            # The answer would not be there for the handler: it would ask again.
+            raise NotConfigured("no DNS cache (DNSCACHE_ENABLED / DNSCACHE_SIZE)")
         assert crawler.stats is not None
         proxied: frozenset[str] = frozenset()
         if settings.getbool("HTTPPROXY_ENABLED"):
             proxied = frozenset(getproxies()) & {"http", "https"}
-        return cls(AsyncResolver.for_crawler(crawler), crawler.stats, park_after, proxied)
+        return cls(resolver, crawler.stats, park_after, proxied)
 
     async def process_request(self, request: Request) -> Request | None:
         meta = request.meta
