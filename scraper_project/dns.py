@@ -540,7 +540,16 @@ class Resolver:
                 tries[qtype] = 1
         self._inc("dns/queries", len(futures))
         pending: set[asyncio.Future[Any]] = {f for f in futures.values() if not f.done()}
-        a_answered: float | None = None  # when A brought addresses
+        # When addresses were there to connect to: A answered with some (RFC
+        # 8305: AAAA then gets RESOLUTION_DELAY more), or the type not asked
+        # again has some in the cache (the stale one is refreshed meanwhile).
+        a_answered: float | None = None
+        entry = self._cache.get(host)
+        if entry is not None and (
+            (not want_a and isinstance(entry.a, tuple) and entry.a)
+            or (not want_aaaa and isinstance(entry.aaaa, tuple) and entry.aaaa)
+        ):
+            a_answered = started - RESOLUTION_DELAY
         partial = False
         while True:
             for qtype, future in list(futures.items()):
@@ -559,7 +568,12 @@ class Resolver:
                     self._inc("dns/queries")
                     continue
                 outcome = outcomes[qtype] = _outcome(result, errno, qtype)
-                if qtype == _A and isinstance(outcome[0], tuple) and outcome[0]:
+                if (
+                    qtype == _A
+                    and a_answered is None
+                    and isinstance(outcome[0], tuple)
+                    and outcome[0]
+                ):
                     a_answered = loop.time()
             pending = {f for f in pending if not f.done()}
             now = loop.time()

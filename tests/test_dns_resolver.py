@@ -40,6 +40,7 @@ ZONE: dict[str, Answer] = {
     "empty.test": Answer(),
     "slow.test": Answer(a=("127.0.0.1",), delay=0.8),
     "late6.test": Answer(a=("127.0.0.1",), aaaa=("::1",), aaaa_delay=0.6),
+    "late6none.test": Answer(a=("127.0.0.1",), aaaa_delay=0.6),
     "big.test": Answer(a=tuple(f"10.9.{i // 250}.{i % 250 + 1}" for i in range(120))),
     "mixed.test": Answer(a=("10.0.0.1", "127.0.0.1"), aaaa=("fd00::1",)),
     "private.test": Answer(a=("10.0.0.1",), aaaa=("fd00::1",)),
@@ -196,6 +197,25 @@ async def test_resolution_delay(dns: DNSServer) -> None:
     await asyncio.sleep(0.7)
     assert resolver.cached("late6.test") == ("::1", "127.0.0.1")
     assert asked(dns, "late6.test") == (1, 1)
+
+
+@pytest.mark.timeout(30)
+@pytest_twisted.ensureDeferred
+@in_task
+async def test_stale_type_refreshed_behind(dns: DNSServer) -> None:
+    """A still fresh, AAAA stale and slow to answer: the lookup does not wait
+    for AAAA (the cached IPv4 addresses are used), AAAA lands later."""
+    clock = FakeClock()
+    resolver = make(dns, clock=clock, negative_ttl=5)
+    assert await resolver.resolve("late6none.test") == ("127.0.0.1",)
+    await asyncio.sleep(0.7)  # AAAA (NODATA) arrived: cached for 5 s
+    await retire_channel(resolver)
+    clock.advance(6)
+    started = time.monotonic()
+    assert await resolver.resolve("late6none.test") == ("127.0.0.1",)
+    assert time.monotonic() - started < 0.4
+    await asyncio.sleep(0.7)
+    assert asked(dns, "late6none.test") == (1, 2)
 
 
 # -- caches -------------------------------------------------------------------------
