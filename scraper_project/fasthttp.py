@@ -80,7 +80,6 @@ from scrapy.exceptions import (
     ResponseDataLossError,
     StopDownload,
     UnsupportedURLSchemeError,
-    UsageError,
 )
 from scrapy.http import Headers, HtmlResponse
 from scrapy.responsetypes import responsetypes
@@ -105,7 +104,6 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from scrapy.settings import BaseSettings
 
     from scraper_project.handlers import CancellableHTTP11DownloadHandler
 
@@ -512,17 +510,6 @@ def _malformed(reason: str, data: bytes = b"") -> DownloadFailedError:
     return error
 
 
-def _happy_eyeballs_delay(settings: BaseSettings) -> float:
-    raw = settings.get("HAPPY_EYEBALLS_DELAY", 0.25)
-    try:
-        delay = float(raw)
-        if not delay >= 0:  # NaN too
-            raise ValueError
-    except (TypeError, ValueError):
-        raise UsageError(f"HAPPY_EYEBALLS_DELAY must be a number >= 0, got {raw!r}") from None
-    return delay
-
-
 def _headers(raw: dict[bytes, list[bytes]]) -> Headers:
     """Scrapy Headers from title-cased names (what Headers.normkey gives)."""
     headers = Headers()
@@ -558,7 +545,7 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._sender_id = id(crawler.signals.sender)
         self._fallback: CancellableHTTP11DownloadHandler | None = None
         self._resolver = AsyncResolver.for_crawler(crawler)
-        self._happy_eyeballs_delay = _happy_eyeballs_delay(settings)
+        self._happy_eyeballs_delay = self._resolver.happy_eyeballs_delay
         self._bind_family: int | None = None
         self._local_addr_infos: list[AddrInfoType] | None = None
         if self._bind_address is not None:

@@ -122,6 +122,8 @@ _DEFAULTS: Final[dict[str, float]] = {
     "DNS_CACHE_MAX_TTL": 3600.0,
     "DNS_NEGATIVE_TTL": 300.0,
     "DNS_FAILURE_TTL": 30.0,
+    "HAPPY_EYEBALLS_DELAY": 0.25,
+    "DNS_PARK_AFTER": 0.05,
 }
 
 
@@ -133,9 +135,11 @@ def _number(settings: BaseSettings, name: str, *, minimum: float, integer: bool 
         if math.isnan(value) or (integer and not value.is_integer()):
             raise ValueError
     except (TypeError, ValueError):
-        raise UsageError(f"{name} must be {kind} >= {minimum:g}, got {raw!r}") from None
+        raise UsageError(
+            f"{name} must be {kind} >= {minimum:g}, got {raw!r}", print_help=False
+        ) from None
     if value < minimum:
-        raise UsageError(f"{name} must be {kind} >= {minimum:g}, got {raw!r}")
+        raise UsageError(f"{name} must be {kind} >= {minimum:g}, got {raw!r}", print_help=False)
     return value
 
 
@@ -149,10 +153,11 @@ def _static_hosts(settings: BaseSettings) -> dict[str, tuple[str, ...]]:
                 addresses.append(str(ipaddress.ip_address(ip)))
             except (TypeError, ValueError):
                 raise UsageError(
-                    f"RESOLVE_HOSTS: {name!r} maps to {ip!r}, which is not an IP address"
+                    f"RESOLVE_HOSTS: {name!r} maps to {ip!r}, which is not an IP address",
+                    print_help=False,
                 ) from None
         if not addresses:
-            raise UsageError(f"RESOLVE_HOSTS: {name!r} maps to no address")
+            raise UsageError(f"RESOLVE_HOSTS: {name!r} maps to no address", print_help=False)
         table[str(name).lower().rstrip(".")] = v6_first(addresses)
     return table
 
@@ -167,7 +172,9 @@ def _hosts_file(settings: BaseSettings) -> dict[str, tuple[str, ...]]:
     except OSError as exc:
         if path == DEFAULT_HOSTS_FILE:
             return {}  # a system without one
-        raise UsageError(f"DNS_HOSTS_FILE: cannot read {path!r}: {exc.strerror}") from None
+        raise UsageError(
+            f"DNS_HOSTS_FILE: cannot read {path!r}: {exc.strerror}", print_help=False
+        ) from None
 
 
 def _allowed(settings: BaseSettings) -> tuple[Network, ...]:
@@ -177,7 +184,8 @@ def _allowed(settings: BaseSettings) -> tuple[Network, ...]:
             allowed.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             raise UsageError(
-                f"PAGES_ALLOWED_ADDRESSES: {entry!r} is not an IP address or network"
+                f"PAGES_ALLOWED_ADDRESSES: {entry!r} is not an IP address or network",
+                print_help=False,
             ) from None
     return tuple(allowed)
 
@@ -193,12 +201,15 @@ def resolver_from_settings(settings: BaseSettings) -> Resolver:
         except ValueError:
             raise UsageError(
                 f"DNS_NAMESERVERS: {entry!r} is not a nameserver address "
-                f"(expected ip, ip:port or [ipv6]:port)"
+                f"(expected ip, ip:port or [ipv6]:port)",
+                print_help=False,
             ) from None
     timeout = _number(settings, "DNS_TIMEOUT", minimum=0.001)
     attempts = int(_number(settings, "DNS_ATTEMPTS", minimum=1, integer=True))
     if attempts > 5:
-        raise UsageError(f"DNS_ATTEMPTS must be an integer from 1 to 5, got {attempts!r}")
+        raise UsageError(
+            f"DNS_ATTEMPTS must be an integer from 1 to 5, got {attempts!r}", print_help=False
+        )
     concurrency = int(_number(settings, "DNS_CONCURRENCY", minimum=1, integer=True))
     cache_size = int(_number(settings, "DNSCACHE_SIZE", minimum=0, integer=True))
     if not settings.getbool("DNSCACHE_ENABLED"):
@@ -207,7 +218,8 @@ def resolver_from_settings(settings: BaseSettings) -> Resolver:
     max_ttl = _number(settings, "DNS_CACHE_MAX_TTL", minimum=0)
     if min_ttl > max_ttl:
         raise UsageError(
-            f"DNS_CACHE_MIN_TTL ({min_ttl:g}) must not be above DNS_CACHE_MAX_TTL ({max_ttl:g})"
+            f"DNS_CACHE_MIN_TTL ({min_ttl:g}) must not be above DNS_CACHE_MAX_TTL ({max_ttl:g})",
+            print_help=False,
         )
     static_only = settings.getbool("RESOLVE_HOSTS_ONLY")
     static = _static_hosts(settings)
@@ -244,11 +256,18 @@ class AsyncResolver:
         *,
         block_private: bool = False,
         allowed: tuple[Network, ...] = (),
+        happy_eyeballs_delay: float = 0.25,
+        park_after: float = 0.05,
     ) -> None:
         self.reactor = reactor
         self.resolver = resolver
         self.block_private = block_private
         self.allowed = allowed
+        #: ``HAPPY_EYEBALLS_DELAY``: seconds before the next address is tried
+        #: (the asyncio handler's connections).
+        self.happy_eyeballs_delay = happy_eyeballs_delay
+        #: ``DNS_PARK_AFTER`` (``middlewares.dns``): < 0 = no parking.
+        self.park_after = park_after
         # IP literals seen (a dict lookup the next time; a list of IPs
         # clears it now and then rather than grow).
         self._literals: dict[str, tuple[str, ...]] = {}
@@ -262,6 +281,8 @@ class AsyncResolver:
             resolver_from_settings(settings),
             block_private=settings.getbool("PAGES_BLOCK_PRIVATE_ADDRESSES"),
             allowed=_allowed(settings),
+            happy_eyeballs_delay=_number(settings, "HAPPY_EYEBALLS_DELAY", minimum=0),
+            park_after=_number(settings, "DNS_PARK_AFTER", minimum=-1),
         )
 
     @classmethod

@@ -463,6 +463,20 @@ def test_bad_settings(settings: dict[str, Any], message: str) -> None:
     assert str(info.value).startswith(message), str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"HAPPY_EYEBALLS_DELAY": "x"}, "HAPPY_EYEBALLS_DELAY must be a number >= 0, got 'x'"),
+        ({"DNS_PARK_AFTER": -2}, "DNS_PARK_AFTER must be a number >= -1, got -2"),
+        ({"PAGES_ALLOWED_ADDRESSES": ["10.0.0.0/33"]}, "PAGES_ALLOWED_ADDRESSES: '10.0.0.0/33'"),
+    ],
+)
+def test_bad_connection_settings(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        _async_resolver(settings)
+    assert str(info.value).startswith(message), str(info.value)
+
+
 def test_parsers() -> None:
     assert parse_nameserver("127.0.0.1") == "127.0.0.1:53"
     assert parse_nameserver(" 127.0.0.1:5353 ") == "127.0.0.1:5353"

@@ -23,12 +23,11 @@ in the handler only), and so does a crawl without a DNS cache. Stats: ``dns/park
 from __future__ import annotations
 
 import asyncio
-import math
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 from urllib.request import getproxies, proxy_bypass
 
-from scrapy.exceptions import NotConfigured, UsageError
+from scrapy.exceptions import NotConfigured
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -68,27 +67,18 @@ class DNSPrefetchMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DNSPrefetchMiddleware:
-        settings = crawler.settings
-        raw = settings.get("DNS_PARK_AFTER", 0.05)
-        try:
-            park_after = float(raw)
-            if math.isnan(park_after):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise UsageError(
-                f"DNS_PARK_AFTER must be a number of seconds (-1 = off), got {raw!r}"
-            ) from None
-        if park_after < 0:
-            raise NotConfigured("DNS_PARK_AFTER < 0")
+        # DNS_PARK_AFTER is read and checked with the resolver's settings.
         resolver = AsyncResolver.for_crawler(crawler)
+        if resolver.park_after < 0:
+            raise NotConfigured("DNS_PARK_AFTER < 0")
         if resolver.resolver.cache_size <= 0:
             # The answer would not be there for the handler: it would ask again.
             raise NotConfigured("no DNS cache (DNSCACHE_ENABLED / DNSCACHE_SIZE)")
         assert crawler.stats is not None
         proxied: frozenset[str] = frozenset()
-        if settings.getbool("HTTPPROXY_ENABLED"):
+        if crawler.settings.getbool("HTTPPROXY_ENABLED"):
             proxied = frozenset(getproxies()) & {"http", "https"}
-        return cls(resolver, crawler.stats, park_after, proxied)
+        return cls(resolver, crawler.stats, resolver.park_after, proxied)
 
     async def process_request(self, request: Request) -> Request | None:
         meta = request.meta
