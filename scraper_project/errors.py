@@ -26,6 +26,7 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web import _newclient
 
+from scraper_project.dns import NameResolutionError
 from scraper_project.resolver import BlockedAddressError
 from scraper_project.title import clean_text
 from scraper_project.urls import InvalidURL
@@ -162,6 +163,10 @@ def classify(exc: BaseException, *, maxsize: int = 0, cancelled: bool = False) -
                 if isinstance(candidate, (BlockedAddressError, InvalidURL)) and candidate.args:
                     # The reason alone, as for the list's own invalid_url rows.
                     return name, str(candidate.args[0])
+                if isinstance(candidate, NameResolutionError):
+                    # "nxdomain: ...", "servfail: ...", "timeout: ...",
+                    # "no_address: ...": filterable after the class.
+                    return name, str(candidate)
                 return name, _detail(candidate)
     for cause in causes:
         if isinstance(cause, (DownloadCancelledError, defer.CancelledError)):

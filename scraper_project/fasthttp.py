@@ -10,10 +10,17 @@ so either can be the ``DOWNLOAD_HANDLERS`` for http and https:
 - :meth:`FastHTTPDownloadHandler.cancel_all` cancels the downloads in
   progress (``meta[CANCELLED_KEY]``, :class:`DownloadCancelledError`), and
   once stopping new downloads fail at once (``meta[NOT_ATTEMPTED_KEY]``);
-- names are resolved by the reactor's resolver (``TWISTED_DNS_RESOLVER``), so
-  ``RESOLVE_HOSTS``, ``RESOLVE_HOSTS_ONLY``, ``DNSCACHE_*`` and the SSRF guard
-  (IP literals included when it is on) apply to every new connection, on
-  every redirect hop; IP literals are not resolved otherwise;
+- names are resolved by the crawl's :class:`~scraper_project.resolver.AsyncResolver`
+  (on the asyncio loop, cached: a known name costs a dict lookup), so
+  ``RESOLVE_HOSTS``, ``RESOLVE_HOSTS_ONLY``, ``DNS_*``, ``DNSCACHE_*`` and the
+  SSRF guard (IP literals included when it is on) apply to every new
+  connection, on every redirect hop; IP literals are not resolved otherwise.
+  The lookup is not part of ``DOWNLOAD_TIMEOUT`` (it has ``DNS_TIMEOUT``):
+  the download timer starts once the addresses are known. A name with
+  several addresses is connected with Happy Eyeballs (RFC 8305,
+  ``aiohappyeyeballs``): IPv6 and IPv4 interleaved, the next address tried
+  ``HAPPY_EYEBALLS_DELAY`` after the previous one unless that one failed
+  sooner, so one dead address never fails the request;
 - failures are the Scrapy exceptions the Twisted client raises (so that
   ``RETRY_EXCEPTIONS`` retries the same ones), with the cause attached, which
   :func:`scraper_project.errors.classify` understands: a response that cannot
@@ -66,16 +73,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
+from aiohappyeyeballs import start_connection
 from pydispatch import dispatcher  # type: ignore[import-untyped]
 from scrapy import signals
 from scrapy.core.downloader.handlers._base_http import BaseHttpDownloadHandler
 from scrapy.exceptions import (
-    CannotResolveHostError,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
@@ -99,17 +107,17 @@ from scrapy.utils._download_handlers import (
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.ssl import _log_sslobj_debug_info, _make_ssl_context
 from twisted.internet.error import ConnectionDone
-from twisted.python.failure import Failure
 from twisted.web._newclient import ParseError
 
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
+from scraper_project.resolver import AsyncResolver
 from scraper_project.urls import InvalidURL
 
 if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from twisted.internet.defer import Deferred
 
     from scraper_project.handlers import CancellableHTTP11DownloadHandler
 
@@ -201,10 +209,15 @@ class _Abort(Exception):
     """Raised from a parser callback to stop parsing (the state says why)."""
 
 
-def _reactor_resolver() -> Any:
-    from twisted.internet import reactor
+class _NeedAddresses(Exception):
+    """A new connection is needed and its name is not resolved (nor cached):
+    the handler looks it up outside the download timer, then goes on.
+    ``retried``: the request was already sent on a kept-alive connection that
+    turned out closed (the new connection is its one resend)."""
 
-    return cast("Any", reactor).resolver
+    def __init__(self, *, retried: bool) -> None:
+        super().__init__()
+        self.retried = retried
 
 
 def _is_ip(host: str) -> bool:
@@ -218,16 +231,18 @@ def _is_ip(host: str) -> bool:
 
 
 class _Target:
-    """What a URL's scheme and netloc give (cached per handler)."""
+    """What a URL's scheme and netloc give (cached per handler).
+    ``lookup``: the host goes through the resolver (a name, or an IP literal
+    the SSRF guard must check)."""
 
-    __slots__ = ("host", "host_header", "ip_literal", "key", "port", "tls")
+    __slots__ = ("host", "host_header", "key", "lookup", "port", "tls")
 
-    def __init__(self, scheme: str, host: str, port: int) -> None:
+    def __init__(self, scheme: str, host: str, port: int, *, guarded: bool) -> None:
         self.host = host
         self.port = port
         self.tls = scheme == "https"
         self.key = (scheme, host, port)
-        self.ip_literal = _is_ip(host)
+        self.lookup = guarded or not _is_ip(host)
         name = f"[{host}]".encode() if ":" in host else host.encode("idna")
         if port != _DEFAULT_PORTS[scheme]:
             name += b":%d" % port
@@ -633,6 +648,15 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._expired: set[asyncio.Task[Any]] = set()
         self._sender_id = id(crawler.signals.sender)
         self._fallback: CancellableHTTP11DownloadHandler | None = None
+        self._resolver = AsyncResolver.for_crawler(crawler)
+        self._happy_eyeballs_delay = self._resolver.happy_eyeballs_delay
+        self._bind_family: int | None = None
+        self._local_addr_infos: list[AddrInfoType] | None = None
+        if self._bind_address is not None:
+            host, port = self._bind_address[:2]
+            self._bind_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            local = (host, port, 0, 0) if ":" in host else (host, port)
+            self._local_addr_infos = [(self._bind_family, socket.SOCK_STREAM, 6, "", local)]
 
     @staticmethod
     def check_settings(settings: BaseSettings) -> None:
@@ -665,9 +689,32 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         timeout: float = meta.get("download_timeout") or self._timeout
         inflight = self._inflight
         inflight[request] = task
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire, task)
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         try:
-            return await self._download(request, meta)
+            target, path = self._target(request)
+            addresses: tuple[str, ...] | None = None
+            if target.lookup and target.key not in self._idle:
+                # Resolved before the download timer starts: DNS_TIMEOUT
+                # bounds the lookup, DOWNLOAD_TIMEOUT what follows.
+                resolver = self._resolver
+                addresses = resolver.cached(target.host)
+                if addresses is None:
+                    addresses = await resolver.resolve(target.host)
+            started = loop.time()
+            timer = loop.call_later(timeout, self._expire, task)
+            try:
+                return await self._download(request, meta, target, path, addresses)
+            except _NeedAddresses as need:
+                # A new connection after all (the idle ones were gone): look
+                # the name up with the download timer stopped, then go on.
+                timer.cancel()
+                left = timeout - (loop.time() - started)
+                addresses = await self._resolver.resolve(target.host)
+                timer = loop.call_later(max(left, 0), self._expire, task)
+                return await self._download(
+                    request, meta, target, path, addresses, reuse=not need.retried
+                )
         except asyncio.CancelledError:
             cancelled = task in self._cancelled
             expired = task in self._expired
@@ -686,7 +733,8 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
                 f"Getting {url} took longer than {timeout} seconds."
             ) from None
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             del inflight[request]
             if self._expired or self._cancelled:
                 self._expired.discard(task)
@@ -770,7 +818,7 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
             if len(self._targets) >= _NETLOC_CACHE_MAX:
                 self._targets.clear()
             try:
-                target = _Target(scheme, host, port)
+                target = _Target(scheme, host, port, guarded=self._resolver.block_private)
             except UnicodeError as exc:
                 # An empty or over-long label (a redirect to http://a..b/):
                 # no such host can exist. invalid_url, not a bare UnicodeError.
@@ -821,49 +869,54 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
                 return True
         return False
 
-    async def _resolve(self, target: _Target) -> str:
-        host = target.host
-        resolver = _reactor_resolver()
-        if target.ip_literal and not getattr(resolver, "block_private", False):
-            return host
-        try:
-            deferred: Deferred[str] = resolver.getHostByName(host)
-            box: list[Any] = []
-            deferred.addBoth(box.append)
-            if not box:
-                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _addr_infos(self, addresses: tuple[str, ...], port: int) -> list[AddrInfoType]:
+        infos: list[AddrInfoType] = []
+        family = self._bind_family
+        for ip in addresses:
+            if ":" in ip:
+                if family != socket.AF_INET:
+                    infos.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port, 0, 0)))
+            elif family != socket.AF_INET6:
+                infos.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)))
+        return infos
 
-                def wake(_: object) -> None:
-                    if not waiter.done():
-                        waiter.set_result(None)
-
-                deferred.addBoth(wake)
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    deferred.cancel()
-                    raise
-            result = box[0]
-            if isinstance(result, Failure):
-                raise cast("BaseException", result.value)
-        except Exception as exc:
-            raise CannotResolveHostError(f"{host}: {exc}") from exc
-        return str(result)
-
-    async def _connect(self, target: _Target) -> _Connection:
-        ip = await self._resolve(target)
+    async def _connect(self, target: _Target, addresses: tuple[str, ...] | None) -> _Connection:
+        """A new connection to ``target``: to the host itself (an IP literal)
+        or, with Happy Eyeballs, to the first of ``addresses`` that answers."""
         loop = asyncio.get_running_loop()
         connection = _Connection(self, target.key)
         context = self._ssl_context() if target.tls else None
+        hostname = target.host if context is not None else None
         try:
-            await loop.create_connection(
-                lambda: connection,
-                ip,
-                target.port,
-                ssl=context,
-                server_hostname=target.host if context is not None else None,
-                local_addr=self._bind_address,
-            )
+            if addresses is None:
+                await loop.create_connection(
+                    lambda: connection,
+                    target.host,
+                    target.port,
+                    ssl=context,
+                    server_hostname=hostname,
+                    local_addr=self._bind_address,
+                )
+            else:
+                infos = self._addr_infos(addresses, target.port)
+                if not infos:
+                    raise OSError(
+                        f"no address of the family of DOWNLOAD_BIND_ADDRESS "
+                        f"among {', '.join(addresses)}"
+                    )
+                sock = await start_connection(
+                    infos,
+                    happy_eyeballs_delay=self._happy_eyeballs_delay,
+                    interleave=1,
+                    local_addr_infos=self._local_addr_infos,
+                )
+                try:
+                    await loop.create_connection(
+                        lambda: connection, sock=sock, ssl=context, server_hostname=hostname
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except ConnectionRefusedError as exc:
             raise DownloadConnectionRefusedError(
                 f"Connection to {target.host}:{target.port} refused: {exc}"
@@ -920,17 +973,27 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
         self._forget_idle(connection)
         connection.close()
 
-    async def _download(self, request: Request, meta: dict[str, Any]) -> Response:
-        target, path = self._target(request)
+    async def _download(
+        self,
+        request: Request,
+        meta: dict[str, Any],
+        target: _Target,
+        path: str,
+        addresses: tuple[str, ...] | None,
+        *,
+        reuse: bool = True,
+    ) -> Response:
         data = self._serialize(request, target, path)
         maxsize: int = meta.get("download_maxsize", self._default_maxsize)
         warnsize: int = meta.get("download_warnsize", self._default_warnsize)
         headers_signal = self._wants(signals.headers_received)
         bytes_signal = self._wants(signals.bytes_received)
-        connection = self._take(target.key)
+        connection = self._take(target.key) if reuse else None
         retry = connection is not None and request.method in _IDEMPOTENT
         if connection is None:
-            connection = await self._connect(target)
+            if addresses is None and target.lookup:
+                raise _NeedAddresses(retried=False)
+            connection = await self._connect(target, addresses)
         while True:
             waiter = connection.begin(
                 request,
@@ -950,7 +1013,11 @@ class FastHTTPDownloadHandler(BaseHttpDownloadHandler):
                 # on a new connection.
                 connection.abort()
                 retry = False
-                connection = await self._connect(target)
+                if addresses is None and target.lookup:
+                    addresses = self._resolver.cached(target.host)
+                    if addresses is None:
+                        raise _NeedAddresses(retried=True)
+                connection = await self._connect(target, addresses)
                 continue
             break
         return self._response(request, meta, connection)

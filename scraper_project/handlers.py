@@ -8,24 +8,34 @@ and once stopping it refuses new downloads (``not_attempted``).
 
 ``download_request`` mirrors Scrapy 2.19's own, which is why the project pins
 Scrapy below 2.20.
+
+The project's download handler (``fasthttp``) sends requests with
+``meta["proxy"]`` here. Twisted resolves the proxy's name with the reactor's
+resolver, which is the crawl's :class:`~scraper_project.resolver.AsyncResolver`
+(same cache, same rules); it is looked up here first, so that a failure is a
+``dns_error`` or ``blocked_address`` row saying why (Twisted only says "DNS
+lookup failed") and Twisted's own lookup a cache hit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler, _ScrapyAgent
 from scrapy.exceptions import DownloadCancelledError, ResponseDataLossError
 from scrapy.utils._download_handlers import get_dataloss_msg, wrap_twisted_exceptions
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
+from scraper_project.resolver import AsyncResolver
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.http import Response
-    from twisted.internet.defer import Deferred
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,19 @@ class CancellableHTTP11DownloadHandler(HTTP11DownloadHandler):
         if self.stopping:
             request.meta[NOT_ATTEMPTED_KEY] = True
             raise DownloadCancelledError("not attempted: the crawl is stopping")
+        inflight = self.__dict__.setdefault("_inflight", {})
+        proxy = request.meta.get("proxy")
+        host = urlsplit(proxy).hostname if isinstance(proxy, str) and proxy else None
+        if host:
+            resolver = AsyncResolver.for_crawler(self._crawler)
+            if resolver.cached(host) is None:
+                # A Deferred, so that cancel_all() stops the lookup too.
+                lookup = Deferred.fromFuture(asyncio.ensure_future(resolver.resolve(host)))
+                inflight[request] = lookup
+                try:
+                    await maybe_deferred_to_future(lookup)
+                finally:
+                    inflight.pop(request, None)
         agent = _ScrapyAgent(
             contextFactory=self._contextFactory,
             bindAddress=self._bind_address,
@@ -52,7 +75,6 @@ class CancellableHTTP11DownloadHandler(HTTP11DownloadHandler):
             crawler=self._crawler,
             tls_verbose_logging=self._tls_verbose_logging,
         )
-        inflight = self.__dict__.setdefault("_inflight", {})
         deferred = agent.download_request(request)
         inflight[request] = deferred
         try:

@@ -94,9 +94,30 @@ RATELIMIT_GLOBAL_BURST = 1
 RATELIMIT_MAX_BUCKETS = 10_000
 RATELIMIT_BACKEND = "auto"  # memory, redis (shared by the cluster), auto: redis in cluster mode
 
-# -- name resolution ----------------------------------------------------------
-TWISTED_DNS_RESOLVER = "scraper_project.resolver.StaticResolver"
-RESOLVE_HOSTS: dict[str, str] = {}  # {"name": "ip"}, like curl --resolve
+# -- name resolution (dns.py, resolver.py) -------------------------------------
+# One resolver for both download paths: A and AAAA on the asyncio loop
+# (c-ares), every address, Happy Eyeballs, bounded caches (notes/dns.md).
+TWISTED_DNS_RESOLVER = "scraper_project.resolver.AsyncResolver"
+DNS_NAMESERVERS: list[str] = []  # "ip", "ip:port", "[ipv6]:port"; empty: the system's
+# The whole budget of a lookup (Scrapy's default, 60 s, holds a download slot
+# for a minute per dead name; recursive resolvers answer SERVFAIL themselves
+# within a few seconds, and glibc gives one server 5 s per try).
+DNS_TIMEOUT = 5.0
+DNS_ATTEMPTS = 1  # queries per record type and nameserver within DNS_TIMEOUT (resends)
+DNS_CONCURRENCY = 100  # lookups in flight at most (each: one A and one AAAA query)
+DNSCACHE_ENABLED = True
+DNSCACHE_SIZE = 10_000  # names cached (LRU); ~0.7 KB each
+DNS_CACHE_MIN_TTL = 10.0  # seconds; bounds of a positive answer's TTL
+DNS_CACHE_MAX_TTL = 3600.0
+DNS_NEGATIVE_TTL = 300.0  # seconds an NXDOMAIN / no-such-record answer is kept (RFC 2308)
+DNS_FAILURE_TTL = 30.0  # seconds a SERVFAIL, refusal or timeout is kept
+DNS_HOSTS_FILE = "/etc/hosts"  # read once, before the nameservers; "" = none
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried (RFC 8305)
+# A lookup not done within this many seconds parks its request (no download
+# slot held while a dead nameserver is waited for); -1: look up in the
+# handler only (middlewares/dns.py).
+DNS_PARK_AFTER = 0.05
+RESOLVE_HOSTS: dict[str, str | list[str]] = {}  # {"name": "ip" or [ips]}, like curl --resolve
 RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
 # SSRF guard for shared deployments: refuse loopback, private, link-local
 # (cloud metadata) and other non-global addresses, after DNS and on every
@@ -140,6 +161,8 @@ PAGES_HANDLE_SIGNALS = True  # 1st SIGINT/SIGTERM: graceful stop; 2nd: stop now
 # Scrapy's downloader with CONCURRENT_REQUESTS_PER_DOMAIN enforced (downloader.py).
 DOWNLOADER = "scraper_project.downloader.PoliteDownloader"
 DOWNLOADER_MIDDLEWARES = {
+    # First: a request waits for DNS parked, not in a download slot.
+    "scraper_project.middlewares.dns.DNSPrefetchMiddleware": 60,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scraper_project.middlewares.bounded.BoundedRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
@@ -189,6 +212,8 @@ EXTENSIONS = {
     "scrapy.extensions.remote_control.RemoteControl": None,
     "scraper_project.extensions.shutdown.GracefulShutdown": 0,
     "scraper_project.cluster.extension.ClusterExtension": 10,  # cluster mode only
+    # dns/... stats; before the summary (100), which lists them.
+    "scraper_project.resolver.DNSStatsExtension": 95,
 }
 TELNETCONSOLE_ENABLED = False
 # Scrapy 2.19's remote-code-execution HTTP server (for its MCP server): not on

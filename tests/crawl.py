@@ -21,15 +21,22 @@ from scraper_project.spiders.pages import PagesSpider
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# A loopback port nothing listens on: a query sent there fails at once
+# (ICMP port unreachable: dns_error: servfail).
+NO_NAMESERVER = "127.0.0.1:1"
+
 # Settings every test crawl uses: no real nameserver is ever asked (names
-# not in RESOLVE_HOSTS fail as dns_error), quick failures.
+# not in RESOLVE_HOSTS fail as dns_error; a test that turns
+# RESOLVE_HOSTS_ONLY off and gives no DNS_NAMESERVERS of its own, such as
+# tests/support/dnsserver.py's, reaches nothing either), quick failures.
 TEST_SETTINGS: dict[str, Any] = {
     "RESOLVE_HOSTS_ONLY": True,
     "RESOLVE_HOSTS": dict.fromkeys(
         ("site.test", "other.test", "a.test", "b.test", "c.test", "d.test", "localhost"),
         "127.0.0.1",
     ),
-    "DNSCACHE_ENABLED": False,
+    "DNS_NAMESERVERS": NO_NAMESERVER,
+    "DNS_HOSTS_FILE": "",
     "LOG_LEVEL": "INFO",
     "DOWNLOAD_TIMEOUT": 10,
     "RETRY_ENABLED": False,
@@ -81,10 +88,12 @@ async def crawl(
     runner = CrawlerRunner(merged)
     crawler = runner.create_crawler(PagesSpider)
     # CrawlerRunner, unlike CrawlerProcess, installs no resolver: install the
-    # project's for this crawl and put the previous one back afterwards.
+    # project's for this crawl (a fresh cache) and put the previous ones back
+    # afterwards.
     from twisted.internet import reactor
 
     previous = reactor.resolver  # type: ignore[attr-defined]
+    previous_name = reactor.nameResolver  # type: ignore[attr-defined]
     resolver = build_from_crawler(
         load_object(merged["TWISTED_DNS_RESOLVER"]), crawler, reactor=reactor
     )
@@ -92,7 +101,10 @@ async def crawl(
     try:
         await crawler.crawl(urls=str(urls), **spider_args)
     finally:
-        reactor.installResolver(previous)  # type: ignore[attr-defined]
+        reactor.installNameResolver(previous_name)  # type: ignore[attr-defined]
+        reactor.resolver = previous  # type: ignore[attr-defined]
+        if hasattr(resolver, "close"):
+            await resolver.close()
     assert crawler.stats is not None
     # A crawl that fails before its first row leaves no report (issue 15).
     rows = read_report(out) if out.exists() else []

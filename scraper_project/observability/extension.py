@@ -175,6 +175,8 @@ class SummaryExtension(ObservabilitySettings):
                     },
                 )
             )
+        if "dns/lookups" in stats or "dns/cache_hits" in stats:
+            lines.append(_dns_line(stats))
         if self.report_uris and not rows and reason == INPUT_ERROR_REASON:
             # report.keep_existing_reports: nothing is stored over them.
             lines.append(
@@ -213,6 +215,29 @@ class SummaryExtension(ObservabilitySettings):
         logger.info(
             "Stats written to %(path)s", {"path": str(path)}, extra={"stats_file": str(path)}
         )
+
+
+def _dns_line(stats: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Name resolution (``resolver.DNSStatsExtension``'s stats) in one line."""
+    errors = _prefixed(stats, "dns/errors/")
+    fields = {
+        "lookups": int(stats.get("dns/lookups", 0)),
+        "queries": int(stats.get("dns/queries", 0)),
+        "cache_hits": int(stats.get("dns/cache_hits", 0)),
+        "negative_hits": int(stats.get("dns/negative_hits", 0)),
+        "coalesced": int(stats.get("dns/coalesced", 0)),
+        "errors": ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none",
+        "p50": stats.get("dns/latency_ms/p50", "-"),
+        "p90": stats.get("dns/latency_ms/p90", "-"),
+        "p99": stats.get("dns/latency_ms/p99", "-"),
+        "max": stats.get("dns/latency_ms/max", "-"),
+    }
+    return (
+        "Summary: DNS: %(lookups)d lookups (%(queries)d queries), %(cache_hits)d cache hits, "
+        "%(negative_hits)d negative hits, %(coalesced)d shared; errors: %(errors)s; "
+        "lookup latency p50 %(p50)s ms, p90 %(p90)s ms, p99 %(p99)s ms, max %(max)s ms",
+        fields,
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -32,7 +32,6 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.http import HtmlResponse, Response
 from scrapy.utils.defer import deferred_from_coro
-from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project import logfilters
 from scraper_project.cancel import CANCELLED_KEY, NOT_ATTEMPTED_KEY
@@ -46,7 +45,6 @@ from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.retry import LAST_RESPONSE_KEY, LastResponse
 from scraper_project.middlewares.timing import START_KEY
 from scraper_project.report import ReportWriter, keep_existing_reports
-from scraper_project.resolver import blocked_reason
 from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, page_title
@@ -541,10 +539,6 @@ class PagesSpider(Spider):
         error_class, detail = classify(
             failure.value, maxsize=meta.get("download_maxsize", self.maxsize)
         )
-        if error_class == "dns_error":
-            reason = blocked_reason(urlparse_cached(request).hostname or "")
-            if reason is not None:
-                error_class, detail = "blocked_address", reason
         item = new_item(meta["url"], meta["line"], format_error(error_class, detail, 0))
         redirects = meta.get("redirect_urls", ())
         if redirects:
