@@ -447,6 +447,20 @@ class Resolver:
             return entry.addresses
         return None
 
+    def prefetch(self, host: str) -> bool:
+        """Start looking ``host`` up unless it is known or on its way; do not
+        wait for it (a look-ahead: the request for it comes later). Return
+        whether a lookup was started. Counts no cache hit. ``host``: lower
+        case, no trailing dot."""
+        if self.static_only or self._closed or host in self.static or host in self._inflight:
+            return False
+        entry = self._cache.get(host)
+        if entry is not None and entry.expires > self._clock():
+            return False
+        self._start(host)
+        self._inc("dns/prefetched")
+        return True
+
     def refuse(self, host: str) -> NameResolutionError:
         """The error of a name that may not be queried (``static_only``)."""
         return NameResolutionError(

@@ -61,7 +61,7 @@ from scraper_project.dns import (
 from scraper_project.observability.latency import percentile
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
@@ -325,6 +325,20 @@ class AsyncResolver:
                 literals.clear()
             literals[key] = addresses
         return self._guard(host, addresses) if self.block_private else addresses
+
+    def prefetch(self, hosts: Iterable[str]) -> int:
+        """Start the lookups of ``hosts`` not known yet, without waiting
+        (the spider's look-ahead over the list); return how many started.
+        IP literals and the tables' names cost a dict lookup."""
+        started = 0
+        resolver = self.resolver
+        literals = self._literals
+        for host in hosts:
+            key = host.lower().rstrip(".")
+            if key in literals or _literal(key) is not None:
+                continue
+            started += resolver.prefetch(key)
+        return started
 
     async def resolve(self, host: str) -> tuple[str, ...]:
         """The addresses to connect to (IPv6 first); raises

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from scrapy.settings import default_settings as _scrapy_defaults
+
 from scraper_project.items import FIELDS
 
 BOT_NAME = "scraper_project"
@@ -206,10 +208,16 @@ PAGES_CLUSTER_IDLE_CLOSE = 5.0  # seconds with no work left before a worker exit
 PAGES_CLUSTER_MAX_QUEUED = 100_000  # a loading worker waits while the queue holds more
 
 COMMANDS_MODULE = "scraper_project.commands"
+# Scrapy's base extensions without its remote-control server (off anyway,
+# REMOTE_CONTROL_ENABLED below): Scrapy imports every key of the base dict,
+# even one set to None, and that one imports aiohttp (0.2 s, 10 MB at start-up).
+EXTENSIONS_BASE = {
+    path: order
+    for path, order in _scrapy_defaults.EXTENSIONS_BASE.items()
+    if not path.endswith(".RemoteControl")
+}
 EXTENSIONS = {
     "scrapy.extensions.closespider.CloseSpider": None,
-    # Off (REMOTE_CONTROL_ENABLED below): None also skips importing it.
-    "scrapy.extensions.remote_control.RemoteControl": None,
     "scraper_project.extensions.shutdown.GracefulShutdown": 0,
     "scraper_project.cluster.extension.ClusterExtension": 10,  # cluster mode only
     # dns/... stats; before the summary (100), which lists them.
