@@ -36,7 +36,7 @@ from scraper_project.exporters import FORMULA_PREFIXES
 from scraper_project.items import PageItem
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Generator, Iterator, Sequence
 
 __all__ = [
     "JSONL_SUFFIXES",
@@ -78,11 +78,12 @@ def _open_binary(path: Path) -> IO[bytes]:
         raise ReportFormatError(f"{path}: cannot read it ({exc.strerror})") from None
     if path.suffix.lower() != ".gz":
         return raw
-    if raw.read(2) != b"\x1f\x8b":
-        raw.close()
+    with raw:
+        magic = raw.read(2)
+    if magic != b"\x1f\x8b":
         raise ReportFormatError(f"{path}: not a gzip file")
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    # gzip.open, not GzipFile(fileobj=raw): closing it closes the file too.
+    return gzip.open(path, "rb")  # type: ignore[return-value]
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -123,7 +124,7 @@ def _not_a_report(path: Path, why: str) -> ReportFormatError:
     return ReportFormatError(f"{path}: not a report of this project ({why})")
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any] | None]:
+def read_rows(path: Path) -> Generator[dict[str, Any] | None, None, None]:
     """The rows of a report, as the file has them; ``None`` for a damaged row.
 
     ``path``: a CSV, JSON or JSON-lines report (optionally gzipped).

@@ -136,7 +136,9 @@ class SummaryExtension(ObservabilitySettings):
         seconds = 0.0
         if isinstance(start, datetime):
             seconds = max((datetime.now(tz=start.tzinfo) - start).total_seconds(), 0.0)
-        rate = rows / seconds if seconds > 0 else 0.0
+        # Rows kept from a resumed report were not made in this run.
+        fresh = rows - int(stats.get("resume/kept", 0))
+        rate = fresh / seconds if seconds > 0 else 0.0
         lines: list[tuple[str, dict[str, Any]]] = [
             (
                 "Summary (%(reason)s): %(rows)d rows in %(seconds).1f s (%(rate).1f rows/s), "
@@ -175,6 +177,7 @@ class SummaryExtension(ObservabilitySettings):
                     },
                 )
             )
+        lines += _workflow_lines(stats)
         if self.report_uris and not rows and reason == INPUT_ERROR_REASON:
             # report.keep_existing_reports: nothing is stored over them.
             lines.append(
@@ -213,6 +216,44 @@ class SummaryExtension(ObservabilitySettings):
         logger.info(
             "Stats written to %(path)s", {"path": str(path)}, extra={"stats_file": str(path)}
         )
+
+
+def _workflow_lines(stats: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The summary lines of skip rules and of a resumed report."""
+    lines: list[tuple[str, dict[str, Any]]] = []
+    if stats.get("input/skipped") or stats.get("skip/redirects"):
+        patterns = _prefixed(stats, "input/skipped/")
+        ranked = sorted(patterns.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(
+            (
+                "Summary: %(skipped)d lines skipped by PAGES_SKIP (%(patterns)s), "
+                "%(redirects)d redirects to skipped URLs not followed",
+                {
+                    "skipped": stats.get("input/skipped", 0),
+                    "patterns": ", ".join(f"{k}: {v}" for k, v in ranked) or "none",
+                    "redirects": stats.get("skip/redirects", 0),
+                },
+            )
+        )
+    if "resume/report" in stats:
+        reasons = _prefixed(stats, "resume/recrawled/")
+        lines.append(
+            (
+                "Summary: resumed from %(report)s: %(kept)d rows kept, %(recrawled)d URLs "
+                "crawled again (%(reasons)s), %(new)d not in it; %(damaged)d damaged rows "
+                "ignored, %(not_in_list)d kept rows of URLs not in the list",
+                {
+                    "report": stats["resume/report"],
+                    "kept": stats.get("resume/kept", 0),
+                    "recrawled": stats.get("resume/recrawled", 0),
+                    "reasons": ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "none",
+                    "new": stats.get("resume/new", 0),
+                    "damaged": stats.get("resume/damaged_rows", 0),
+                    "not_in_list": stats.get("resume/not_in_list", 0),
+                },
+            )
+        )
+    return lines
 
 
 def write_atomically(path: Path, text: str) -> None:
