@@ -144,6 +144,17 @@ def crawl_cli(args: list[str], settings: dict[str, Any] | None = None) -> tuple[
     return proc.returncode, proc.stderr.decode()
 
 
+def crawl_stats(
+    args: list[str], tmp_path: Path, settings: dict[str, Any] | None = None
+) -> tuple[int, str, dict[str, Any]]:
+    """``crawl_cli``, and the final stats (``PAGES_STATS_FILE``)."""
+    stats_file = tmp_path / "stats.json"
+    stats_file.unlink(missing_ok=True)
+    code, err = crawl_cli(args, {**(settings or {}), "PAGES_STATS_FILE": str(stats_file)})
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    return code, err, stats
+
+
 def comparable(rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     """Rows as a set, timings aside."""
     return {tuple(v for k, v in r.items() if k != "elapsed_ms") for r in rows}
@@ -198,14 +209,15 @@ def test_sigkill_then_resume_equals_an_uninterrupted_crawl(site: DemoSite, tmp_p
     assert 50 < killed_rows < 500, killed_rows  # a real cut: some rows, not all
 
     since = len(site.requests())
-    code, err = crawl_cli(["-a", f"urls={urls}", "-a", f"resume={out}", "-O", str(out)])
+    code, err, stats = crawl_stats(
+        ["-a", f"urls={urls}", "-a", f"resume={out}", "-O", str(out)], tmp_path
+    )
     assert code == 0, err[-3000:]
     rows = read_report(out)
     assert len(rows) == len({r["url"] for r in rows}) == len(expected)
     assert comparable(rows) == comparable(expected)
     assert not (tmp_path / ".report.csv.resume").exists()  # the copy is gone
 
-    stats = parse_stats(err)
     kept = {r["url"] for r in read_report_bytes(killed) if not r["error"].startswith(("invalid",))}
     assert stats["resume/kept"] == len(kept)
     fetched_again = {site.url + r["path"] for r in site.requests(since)} & kept
@@ -215,18 +227,6 @@ def test_sigkill_then_resume_equals_an_uninterrupted_crawl(site: DemoSite, tmp_p
     assert stats["report/rows"] == len(expected)
     assert stats["resume/not_in_list"] == 0
     assert "Summary: resumed from" in err
-
-
-def parse_stats(err: str) -> dict[str, Any]:
-    """The integer stats of Scrapy's final stats dump, from its log."""
-    stats: dict[str, Any] = {}
-    for raw in err.splitlines():
-        line = raw.strip()
-        if line.startswith("'") and "': " in line:
-            key, _, value = line.rstrip(",}").partition("': ")
-            if value.isdigit():
-                stats[key.strip("{'")] = int(value)
-    return stats
 
 
 def read_report_bytes(data: bytes) -> list[dict[str, str]]:
@@ -251,17 +251,18 @@ def test_retry_errors_crawls_those_rows_again(site: DemoSite, tmp_path: Path) ->
     assert code == 0, err[-3000:]
     assert sorted(r["status"] for r in read_report(old)) == [200, 404, 503]
     new = tmp_path / "new.csv"
-    code, err = crawl_cli(
-        ["-a", f"urls={urls}", "-a", f"resume={old}", "-a", "retry_errors=5xx", "-O", str(new)]
+    code, err, stats = crawl_stats(
+        ["-a", f"urls={urls}", "-a", f"resume={old}", "-a", "retry_errors=5xx", "-O", str(new)],
+        tmp_path,
     )
     assert code == 0, err[-3000:]
     rows = read_report(new)
     assert sorted(r["status"] for r in rows) == ["200", "200", "404"]
-    assert [r["line"] for r in rows][:2] == ["2", "3"]  # kept rows first, in their order
-    stats = parse_stats(err)
+    kept_order = [str(r["line"]) for r in read_report(old) if r["status"] != 503]
+    assert [r["line"] for r in rows][:2] == kept_order  # kept rows first, in their order
     assert stats["resume/kept"] == 2
     assert stats["resume/recrawled/5xx"] == 1
-    assert "1 URLs crawled again (5xx: 1)" in err
+    assert "2 rows kept, 1 URLs crawled again (5xx: 1), 0 URLs it had no row for" in err
 
 
 @pytest.mark.timeout(120)

@@ -237,22 +237,26 @@ def _workflow_lines(stats: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         )
     if "resume/report" in stats:
         reasons = _prefixed(stats, "resume/recrawled/")
-        lines.append(
-            (
-                "Summary: resumed from %(report)s: %(kept)d rows kept, %(recrawled)d URLs "
-                "crawled again (%(reasons)s), %(new)d not in it; %(damaged)d damaged rows "
-                "ignored, %(not_in_list)d kept rows of URLs not in the list",
-                {
-                    "report": stats["resume/report"],
-                    "kept": stats.get("resume/kept", 0),
-                    "recrawled": stats.get("resume/recrawled", 0),
-                    "reasons": ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "none",
-                    "new": stats.get("resume/new", 0),
-                    "damaged": stats.get("resume/damaged_rows", 0),
-                    "not_in_list": stats.get("resume/not_in_list", 0),
-                },
-            )
+        message = (
+            "Summary: resumed from %(report)s: %(kept)d rows kept, %(recrawled)d URLs crawled again"
         )
+        args: dict[str, Any] = {
+            "report": stats["resume/report"],
+            "kept": stats.get("resume/kept", 0),
+            "recrawled": stats.get("resume/recrawled", 0),
+            "new": stats.get("resume/new", 0),
+            "damaged": stats.get("resume/damaged_rows", 0),
+            "not_in_list": stats.get("resume/not_in_list", 0),
+        }
+        if reasons:
+            message += " (%(reasons)s)"
+            args["reasons"] = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        message += ", %(new)d URLs it had no row for"
+        if args["damaged"]:
+            message += "; %(damaged)d damaged rows ignored"
+        if args["not_in_list"]:
+            message += "; %(not_in_list)d kept rows are of URLs not in the list"
+        lines.append((message, args))
     return lines
 
 
