@@ -262,7 +262,23 @@ def test_retry_errors_crawls_those_rows_again(site: DemoSite, tmp_path: Path) ->
     assert [r["line"] for r in rows][:2] == kept_order  # kept rows first, in their order
     assert stats["resume/kept"] == 2
     assert stats["resume/recrawled/5xx"] == 1
+    assert stats["resume/not_in_list"] == 0
     assert "2 rows kept, 1 URLs crawled again (5xx: 1), 0 URLs it had no row for" in err
+
+    # PAGES_FAIL_ON sees the kept rows (the report is one report); a list
+    # without one of the kept URLs keeps its row, and says so.
+    short = write_list(tmp_path / "short.txt", [f"{site.url}/fail/{tag}?times=1"])
+    code, err, stats = crawl_stats(
+        ["-a", f"urls={short}", "-a", f"resume={old}", "-O", str(new)],
+        tmp_path,
+        {"PAGES_FAIL_ON": "404"},
+    )
+    assert code == 4, err[-3000:]
+    # Without retry_errors, the 503 row is kept like the others.
+    assert sorted(r["status"] for r in read_report(new)) == ["200", "404", "503"]
+    assert stats["resume/not_in_list"] == 2
+    assert f"2 rows kept from {old} are of URLs not in the list {short}" in err
+    assert "Exit code 4: 1 row match PAGES_FAIL_ON=404 (404: 1)" in err
 
 
 @pytest.mark.timeout(120)

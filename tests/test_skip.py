@@ -5,9 +5,12 @@ behaviour with the real ``scrapy crawl`` command, real list and skip files
 and the demo site (whose request log shows what was never fetched).
 """
 
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,10 @@ from scraper_project.pipelines.failon import FailOn
 from scraper_project.skip import SkipRules
 from tests.crawl import read_report, run_cli, settings_args, write_list
 from tests.support.servers import DemoSite
+
+# The cluster tests' fixtures (a redis-server per module, workers stopped by
+# PID), imported: their names are the test functions' parameters.
+from tests.test_cluster import Worker, cluster_args, redis_url, workers  # noqa: F401
 
 BANNER = "Scrapy 2.19"
 
@@ -242,3 +249,36 @@ def test_bad_pattern_is_one_line_before_the_banner(
     assert lines[0].startswith(f"scrapy crawl: error: {expected}"), lines[0]
     assert BANNER not in err
     assert out.read_text() == "kept\n"
+
+
+@pytest.mark.timeout(240)
+def test_cluster_loader_writes_skipped_rows(
+    site: DemoSite, redis_url: str, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """In cluster mode the loading worker applies the rules as it reads the
+    list: skipped lines are ready rows in the shared queue (written by
+    whichever worker takes them), never fetched."""
+    key = f"skip{uuid.uuid4().hex[:10]}"
+    lines = [f"{site.url}/page/{i}?{key}" for i in range(6)]
+    lines.append(lines[1])  # a duplicate of a skipped line
+    urls = write_list(tmp_path / "urls.txt", lines)
+    since = len(site.requests())
+    args = cluster_args(redis_url, key, PAGES_CLUSTER_IDLE_CLOSE=0.5, PAGES_SKIP='["/[13]\\\\?"]')
+    loader = Worker([*args, "-a", f"urls={urls}"], tmp_path / "one.csv")
+    helper = Worker(args, tmp_path / "two.csv")
+    workers += [loader, helper]
+    assert loader.wait(90) == 0, loader.text()[-3000:]
+    assert helper.wait(90) == 0, helper.text()[-3000:]
+    rows = read_report(loader.report) + read_report(helper.report)
+    by_line = {r["line"]: r["error"] for r in rows}
+    assert by_line == {
+        "1": "",
+        "2": "skipped: /[13]\\?",
+        "3": "",
+        "4": "skipped: /[13]\\?",
+        "5": "",
+        "6": "",
+    }
+    fetched = {r["path"] for r in site.requests(since) if key in r["path"]}
+    assert fetched == {f"/page/{i}?{key}" for i in (0, 2, 4, 5)}
+    assert "'input/skipped': 2" in loader.text()

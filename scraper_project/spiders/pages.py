@@ -463,7 +463,7 @@ class PagesSpider(Spider):
                         self._count_resumed(stats, plan, fp)
                     yield self.page_request(url, lineno)
             if plan is not None:
-                stats["resume/not_in_list"] = len(plan.kept) - kept_in_list
+                self._check_resumed_list(plan, kept_in_list)
         except InputError as exc:
             raise self._input_error(str(exc)) from None
         finally:
@@ -485,6 +485,20 @@ class PagesSpider(Spider):
         if len(errors) <= MAX_PATTERN_STATS:
             inc(stats, f"input/skipped/{pattern}")
         return new_item(url, line, error)
+
+    def _check_resumed_list(self, plan: ResumePlan, kept_in_list: int) -> None:
+        """Count, and say, kept rows whose URL is not in the list: they stay
+        in the report, but the list is perhaps not the one of the report."""
+        assert self.crawler.stats is not None
+        missing = len(plan.kept) - kept_in_list
+        self.crawler.stats.set_value("resume/not_in_list", missing)
+        if missing:
+            logger.warning(
+                "%(count)d rows kept from %(report)s are of URLs not in the list %(list)s "
+                "(they stay in the report): is it the list that report was made from?",
+                {"count": missing, "report": str(self.resume_report), "list": self.urls_spec},
+                extra={"resume": str(self.resume_report)},
+            )
 
     @staticmethod
     def _count_resumed(stats: dict[str, Any], plan: ResumePlan, fp: int) -> None:
