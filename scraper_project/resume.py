@@ -49,19 +49,26 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from scrapy.exceptions import UsageError
 
 from scraper_project.config import usage_error
 from scraper_project.dedupe import FingerprintSet, fingerprint
 from scraper_project.report import local_feed_path
-from scraper_project.reportfile import read_report, read_rows, report_format
+from scraper_project.reportfile import (
+    cells_coercer,
+    coerce_row,
+    csv_cells,
+    read_rows,
+    report_format,
+)
 from scraper_project.urls import InvalidURL, normalize_url
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from scrapy.settings import BaseSettings
 
@@ -180,50 +187,84 @@ class ResumeReader:
             ("rows", "kept", "damaged_rows", "duplicate_rows", "from_list", "to_recrawl"), 0
         )
 
-    def _complete_rows(self) -> Iterator[PageItem | None]:
-        """The report's rows; ``None`` for a damaged one. In a CSV, the last
-        row of a file that does not end with a line break was cut by a
-        killed process, even where its cells look complete (a line number
-        cut after its first digits): it is damaged too."""
-        rows = read_report(self.path)
-        if report_format(self.path) != "csv" or self.path.suffix.lower() == ".gz":
-            yield from rows
+    def _records(self) -> Iterator[tuple[Any, Any, Any] | None]:
+        """``(url, error, raw)`` of each row as the file has it (``raw``: its
+        cells or its dict, for :attr:`_typed`, which only kept rows pay
+        for); ``None`` for a damaged row. In a CSV, the last row of a file
+        that does not end with a line break was cut by a killed process,
+        even where its cells look complete (a line number cut after its
+        first digits): it is damaged too."""
+        path = self.path
+        if report_format(path) != "csv":
+            self._typed = partial(coerce_row, from_csv=False)
+            for raw in read_rows(path):
+                yield None if raw is None else (raw.get("url"), raw.get("error"), raw)
             return
+        cells_of = csv_cells(path)
+        header = next(cells_of, None)
+        if header is None:
+            return
+        at_url, at_error = header.index("url"), header.index("error")
+        self._typed = cells_coercer(header)
+        previous = next(cells_of, ())
+        for cells in cells_of:  # one row behind: the last one may be torn
+            yield None if previous is None else (previous[at_url], previous[at_error], previous)
+            previous = cells
+        if previous == ():
+            return
+        if previous is not None and not self._torn():
+            yield previous[at_url], previous[at_error], previous
+        else:
+            yield None
+
+    _typed: Callable[[Any], PageItem | None]
+
+    def _torn(self) -> bool:
+        """Whether the file (an uncompressed CSV) ends inside a line."""
+        if self.path.suffix.lower() == ".gz":
+            return False  # a cut gzip stream is an error of its own
         with self.path.open("rb") as f:
             size = f.seek(0, os.SEEK_END)
-            if size:
-                f.seek(size - 1)
-            torn = bool(size) and f.read(1) not in (b"\n", b"\r")
-        previous: PageItem | None = None
-        first = True
-        for row in rows:
-            if not first:
-                yield previous
-            previous, first = row, False
-        if not first:
-            yield None if torn else previous
+            if not size:
+                return False
+            f.seek(size - 1)
+            return f.read(1) not in (b"\n", b"\r")
+
+    def _recrawl(self, reason: str, fp: int) -> None:
+        urls = self.plan.recrawl.get(reason)
+        if urls is None:
+            urls = self.plan.recrawl[reason] = FingerprintSet()
+        if urls.add(fp):
+            self.counts["to_recrawl"] += 1
 
     def batches(self) -> Generator[list[PageItem], None, None]:
         """The kept rows, in the old report's order, ``batch_size`` at a time."""
         counts = self.counts
-        kept, recrawl = self.plan.kept, self.plan.recrawl
+        kept = self.plan.kept
         retry, skip, max_length = self.retry, self.skip, self.url_max_length
         batch: list[PageItem] = []
-        for row in self._complete_rows():
-            if row is None or not row["url"]:
+        for record in self._records():
+            if record is None or not record[0]:
                 counts["damaged_rows"] += 1
                 continue
             counts["rows"] += 1
-            error = row["error"]
-            error_class = error.split(":", 1)[0].strip() if error else ""
+            url, error, raw = record
+            error_class = error.split(":", 1)[0] if error else ""
             if error_class in FROM_THE_LIST:
                 counts["from_list"] += 1
                 continue
+            if error_class in ALWAYS_RECRAWLED:
+                # The URL as written: only the stats (re-crawled or new) use it.
+                self._recrawl(error_class, fingerprint(url))
+                continue
+            row = self._typed(raw)
             try:
                 # As the list's line is normalised now (the same, unless the
                 # report comes from another version or was edited).
-                url = normalize_url(row["url"], max_length)
+                url = normalize_url(row["url"], max_length) if row is not None else ""
             except InvalidURL:
+                url = ""
+            if row is None or not url:
                 counts["damaged_rows"] += 1
                 continue
             fp = fingerprint(url)
@@ -233,15 +274,9 @@ class ResumeReader:
             if skip is not None and skip.match(url) is not None:
                 counts["from_list"] += 1
                 continue
-            reason: str | None = error_class if error_class in ALWAYS_RECRAWLED else None
-            if reason is None and retry is not None:
-                reason = retry.match(row)
+            reason = retry.match(row) if retry is not None else None
             if reason is not None:
-                urls = recrawl.get(reason)
-                if urls is None:
-                    urls = recrawl[reason] = FingerprintSet()
-                if urls.add(fp):
-                    counts["to_recrawl"] += 1
+                self._recrawl(reason, fp)
                 continue
             kept.add(fp)
             row["url"] = url

@@ -331,3 +331,23 @@ def test_resume_into_json_lines_and_html(site: DemoSite, tmp_path: Path) -> None
     assert [r["url"] for r in rows[: len(done)]] == [r["url"] for r in done]
     html = page.read_text()
     assert '"rows": 300' in html.replace('"rows":300', '"rows": 300')
+
+
+def test_cells_coercer_equals_coerce_row() -> None:
+    """The positional conversion of a CSV report's cells (resume's fast path)
+    gives what coerce_row gives, neutralised cells and bad numbers included."""
+    from scraper_project.reportfile import cells_coercer, coerce_row
+
+    header = list(FIELDS)
+    cases = [
+        ["http://a/", "http://a/b", "200", "12", "'=1+1", "text/html", "", "1", "5", "1", "3"],
+        ["not a url", "", "", "", "", "", "invalid_url: x", "0", "", "0", "7"],
+        ["'@x", "", "", "", "'-", "'+y", "'=err", "", "", "", ""],
+        ["http://a/", "", "2x", "", "", "", "", "0", "", "0", "1"],  # not a number
+        ["http://a/", "", "200.0", "", "", "", "", "0", "", "0", "1"],
+    ]
+    fast, slow = cells_coercer(header), cells_coercer([*header[1:], header[0]])
+    for cells in cases:
+        expected = coerce_row(dict(zip(header, cells, strict=True)), True)
+        assert fast(cells) == expected, cells
+        assert slow([*cells[1:], cells[0]]) == expected, cells

@@ -536,6 +536,7 @@ class PagesSpider(Spider):
         writer = ReportWriter.for_crawler(self.crawler)
         loop = asyncio.get_running_loop()
         batches = reader.batches()
+        started = monotonic()
         try:
             while True:
                 # Read and parsed in a thread; written here (the pipelines
@@ -556,6 +557,7 @@ class PagesSpider(Spider):
             stats[f"resume/{name}"] = value
         stats.setdefault("resume/recrawled", 0)
         stats.setdefault("resume/new", 0)
+        stats["resume/seconds"] = round(monotonic() - started, 3)  # reading the old report
         logger.info(
             "Resuming from %(report)s: %(kept)d rows kept, %(recrawl)d URLs to crawl again, "
             "%(damaged)d damaged rows ignored",
