@@ -520,7 +520,12 @@ class PagesSpider(Spider):
         if resumed_feed(report, self.crawler.settings) is not None:
             # The new report overwrites it: read a copy, made before the
             # feed opens the file (at its first row).
-            source = copy = copy_aside(report)
+            try:
+                source = copy = copy_aside(report)
+            except OSError as exc:  # a full disk, a read-only folder
+                raise InputError(
+                    f"resume: cannot copy {report} before overwriting it: {exc}"
+                ) from None
             logger.info(
                 "Resuming %(report)s into itself: reading a copy, %(copy)s, deleted once "
                 "its rows are in the new report",
