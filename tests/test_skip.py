@@ -282,3 +282,29 @@ def test_cluster_loader_writes_skipped_rows(
     fetched = {r["path"] for r in site.requests(since) if key in r["path"]}
     assert fetched == {f"/page/{i}?{key}" for i in (0, 2, 4, 5)}
     assert "'input/skipped': 2" in loader.text()
+
+
+def test_per_pattern_stats_are_bounded(tmp_path: Path) -> None:
+    """The first 100 patterns that match get a stat each, counted for the
+    whole crawl; later ones only count in the total."""
+    from scrapy.utils.test import get_crawler
+
+    from scraper_project.skip import MAX_PATTERN_STATS
+    from scraper_project.spiders.pages import PagesSpider
+
+    urls = write_list(tmp_path / "urls.txt", ["http://a.test/"])
+    from scrapy.utils.project import get_project_settings
+
+    settings = get_project_settings().copy_to_dict()
+    crawler = get_crawler(PagesSpider, {**settings, "PAGES_SKIP": ["x"]})
+    spider = PagesSpider.from_crawler(crawler, urls=str(urls))
+    for i in range(MAX_PATTERN_STATS + 20):
+        row = spider._skipped_row(f"http://a.test/{i}", i + 1, f"p{i}")
+        assert row["error"] == f"skipped: p{i}"
+    spider._skipped_row("http://a.test/again", 999, "p0")
+    assert crawler.stats is not None
+    stats = crawler.stats.get_stats()
+    per_pattern = {k: v for k, v in stats.items() if k.startswith("input/skipped/")}
+    assert len(per_pattern) == MAX_PATTERN_STATS
+    assert per_pattern["input/skipped/p0"] == 2
+    assert stats["input/skipped"] == MAX_PATTERN_STATS + 21

@@ -154,7 +154,8 @@ class PagesSpider(Spider):
         self._capacity: asyncio.Future[None] | None = None
         self.stop_reason: str | None = None
         self._reading = False
-        self._skip_errors: dict[str, str] = {}  # pattern -> error cell
+        # pattern -> (its rows' error cell, its stats key or None)
+        self._skip_errors: dict[str, tuple[str, str | None]] = {}
 
     @classmethod
     def check_arguments(
@@ -478,13 +479,15 @@ class PagesSpider(Spider):
         assert self.crawler.stats is not None
         stats = live_stats(self.crawler.stats)
         inc(stats, "input/skipped")
-        errors = self._skip_errors
-        error = errors.get(pattern)
-        if error is None:
-            error = errors[pattern] = format_error(SKIPPED, pattern, self.error_max_length)
-        if len(errors) <= MAX_PATTERN_STATS:
-            inc(stats, f"input/skipped/{pattern}")
-        return new_item(url, line, error)
+        known = self._skip_errors.get(pattern)
+        if known is None:
+            # The first MAX_PATTERN_STATS patterns seen get a stat of their own.
+            key = f"input/skipped/{pattern}" if len(self._skip_errors) < MAX_PATTERN_STATS else None
+            error = format_error(SKIPPED, pattern, self.error_max_length)
+            known = self._skip_errors[pattern] = (error, key)
+        if known[1] is not None:
+            inc(stats, known[1])
+        return new_item(url, line, known[0])
 
     def _check_resumed_list(self, plan: ResumePlan, kept_in_list: int) -> None:
         """Count, and say, kept rows whose URL is not in the list: they stay
