@@ -189,7 +189,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_crawl(site: DemoSite, tmp_p
     expected = read_report(full)
     assert len(expected) == 600 + 6  # distinct URLs and the invalid line
 
-    # The same list, slowed down by a rate limit, killed after 3 s.
+    # The same list, slowed down by a rate limit (about 6 s), killed once
+    # its report holds 50 rows (flushed every second).
     out = tmp_path / "report.csv"
     args = ["-a", f"urls={urls}", "-O", str(out), *settings_args({"RATELIMIT_RATE": 100})]
     with (tmp_path / "killed.log").open("wb") as log:
@@ -200,7 +201,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_crawl(site: DemoSite, tmp_p
             stderr=log,
         )
     try:
-        time.sleep(3)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and out.read_bytes().count(b"\n") > 50:
+                break
+            time.sleep(0.05)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -313,7 +318,7 @@ def test_resume_into_json_lines_and_html(site: DemoSite, tmp_path: Path) -> None
     urls = write_list(tmp_path / "urls.txt", [f"{site.url}/page/{i}?{tag}" for i in range(300)])
     old = tmp_path / "old.jsonl"
     code, err = crawl_cli(
-        ["-a", f"urls={urls}", "-O", str(old), "-a", "timeout=1"], {"RATELIMIT_RATE": 60}
+        ["-a", f"urls={urls}", "-O", str(old), "-a", "timeout=2"], {"RATELIMIT_RATE": 60}
     )
     assert code == 3, err[-3000:]
     old_rows = read_report(old)
