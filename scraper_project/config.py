@@ -45,6 +45,7 @@ __all__ = [
     "get_dict",
     "get_float",
     "get_int",
+    "get_json_list",
     "get_list",
     "get_log_level",
     "get_path",
@@ -214,6 +215,22 @@ def get_list(settings: BaseSettings, name: str) -> list[str]:
     except (TypeError, ValueError):
         raise _fail(settings, name, "a comma-separated list", raw) from None
     return [text for text in (str(item).strip() for item in items) if text]
+
+
+def get_json_list(settings: BaseSettings, name: str, *, example: str = '["a", "b"]') -> list[str]:
+    """A list of strings given as a list, or as a JSON array in a string
+    (``-s 'NAME=["a", "b"]'``): for items that may hold commas (regular
+    expressions), where ``get_list``'s comma splitting would cut them."""
+    raw = settings.get(name)
+    if raw is None or raw == "":
+        return []
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _fail(settings, name, f"a JSON list of strings, e.g. {example}", raw) from None
+    return list(value)
 
 
 def get_choice(

@@ -14,7 +14,8 @@ reports of a cluster, unmerged) is compared by its first row.
 
 A row's outcome is *ok* (a status below 400, no error), *failing* (an error
 other than "not checked", or a status of 400 or more) or *unchecked*
-(``not_attempted``, ``cancelled``: the crawl stopped before knowing). Each
+(``not_attempted``, ``cancelled``: the crawl stopped before knowing;
+``skipped``: left out by ``PAGES_SKIP``). Each
 URL gets at most one kind of change, the first that applies:
 
 ==========================  ==============================================

@@ -55,6 +55,7 @@ ERROR_CLASSES: Final = (
     "blocked_address",
     "cancelled",
     "not_attempted",
+    "skipped",
     "error",
 )
 

@@ -78,8 +78,9 @@ __all__ = [
 #: Rows per JSON block: small enough that a torn file loses little, big
 #: enough that the blocks' markup costs nothing.
 CHUNK_ROWS: Final = 1000
-#: Error classes that mean "not checked" rather than "broken".
-UNCHECKED_CLASSES: Final = frozenset({"not_attempted", "cancelled"})
+#: Error classes that mean "not checked" rather than "broken": the crawl
+#: stopped first, or PAGES_SKIP left the URL out.
+UNCHECKED_CLASSES: Final = frozenset({"not_attempted", "cancelled", "skipped"})
 #: Latencies kept for the report's percentiles (exact up to that many rows).
 LATENCY_SAMPLES: Final = 100_000
 INVALID_HOST: Final = "(invalid URL)"

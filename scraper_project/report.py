@@ -77,7 +77,8 @@ def feed_slots(crawler: Crawler) -> list[Any]:
     return []
 
 
-def _local_path(uri: str) -> Path | None:
+def local_feed_path(uri: str) -> Path | None:
+    """The local file a feed URI writes, or ``None`` (s3:, stdout:, ...)."""
     if uri.startswith("file://"):
         return Path(file_uri_to_path(uri))
     scheme = urlparse(uri).scheme
@@ -94,7 +95,7 @@ def check_feed_targets(settings: BaseSettings) -> None:
     feeds = settings.getdict("FEEDS")
     expected = ",".join(str(f) for f in settings.getlist("FEED_EXPORT_FIELDS") or FIELDS)
     for uri, options in feeds.items():
-        path = _local_path(str(uri))
+        path = local_feed_path(str(uri))
         if path is None or "%(" in str(path):
             continue
         if path.is_dir():
@@ -149,6 +150,9 @@ class ReportWriter:
 
     def __init__(self, pipelines: list[Any], slots: list[Any], crawler: Crawler) -> None:
         self.processors: list[Callable[[Any], Any]] = []
+        # Rows of a resumed report: a pipeline's process_kept_item where it
+        # has one (per-run metrics leave them out), else process_item.
+        self.kept_processors: list[Callable[[Any], Any]] = []
         for pipeline in pipelines:
             process = getattr(pipeline, "process_item", None)
             if process is None:
@@ -158,6 +162,7 @@ class ReportWriter:
                 logger.warning("%r is asynchronous: skipped for accounting rows", pipeline)
                 continue
             self.processors.append(process)
+            self.kept_processors.append(getattr(pipeline, "process_kept_item", process))
         self.counters = [p.count for p in pipelines if callable(getattr(p, "count", None))]
         # count_many(row, n): n rows like row, for the bulk path of a stop.
         self.bulk_counters = [
@@ -249,16 +254,29 @@ class ReportWriter:
         for count_many in self.bulk_counters:
             count_many(template, len(entries))
 
-    def write(self, rows: Iterable[Any], *, trusted: bool = False) -> int:
+    def write(
+        self,
+        rows: Iterable[Any],
+        *,
+        trusted: bool = False,
+        kept: bool = False,
+        accounted: bool = True,
+    ) -> int:
         """Write ``rows``; return how many reached the report.
 
         ``trusted`` rows were built complete and clean by the spider for URLs
         it has not reported (``not_attempted`` lines): they skip the
         pipelines and are only counted (``ValidationPipeline.count``).
+        ``kept`` rows come from the report a crawl resumes
+        (:mod:`scraper_project.resume`): they go through each pipeline's
+        ``process_kept_item`` where it has one. ``accounted``: count the rows
+        in ``report/accounted_directly`` (rows written while stopping).
         """
         written = 0
         stats = self.crawler.stats
-        processors = self.counters if trusted else self.processors
+        processors = self.kept_processors if kept else self.processors
+        if trusted:
+            processors = self.counters
         for row in rows:
             item = row
             try:
@@ -281,6 +299,6 @@ class ReportWriter:
                     fast(item)
                 slot.itemcount += 1
             written += 1
-        if stats is not None:
+        if stats is not None and accounted:
             stats.inc_value("report/accounted_directly", written)
         return written

@@ -33,10 +33,10 @@ import ijson
 from scrapy.exceptions import UsageError
 
 from scraper_project.exporters import FORMULA_PREFIXES
-from scraper_project.items import PageItem
+from scraper_project.items import FIELDS, PageItem
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Generator, Iterator, Sequence
 
 __all__ = [
     "JSONL_SUFFIXES",
@@ -44,7 +44,9 @@ __all__ = [
     "atomic_output",
     "cell_int",
     "cell_text",
+    "cells_coercer",
     "coerce_row",
+    "csv_cells",
     "read_columns",
     "read_report",
     "read_rows",
@@ -78,11 +80,12 @@ def _open_binary(path: Path) -> IO[bytes]:
         raise ReportFormatError(f"{path}: cannot read it ({exc.strerror})") from None
     if path.suffix.lower() != ".gz":
         return raw
-    if raw.read(2) != b"\x1f\x8b":
-        raw.close()
+    with raw:
+        magic = raw.read(2)
+    if magic != b"\x1f\x8b":
         raise ReportFormatError(f"{path}: not a gzip file")
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    # gzip.open, not GzipFile(fileobj=raw): closing it closes the file too.
+    return gzip.open(path, "rb")  # type: ignore[return-value]
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -123,7 +126,7 @@ def _not_a_report(path: Path, why: str) -> ReportFormatError:
     return ReportFormatError(f"{path}: not a report of this project ({why})")
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any] | None]:
+def read_rows(path: Path) -> Generator[dict[str, Any] | None, None, None]:
     """The rows of a report, as the file has them; ``None`` for a damaged row.
 
     ``path``: a CSV, JSON or JSON-lines report (optionally gzipped).
@@ -143,8 +146,10 @@ def read_rows(path: Path) -> Iterator[dict[str, Any] | None]:
         yield None
 
 
-def _csv_lines(path: Path) -> Iterator[list[str] | None]:
-    """The header (checked), then each row's cells or ``None`` if damaged."""
+def csv_cells(path: Path) -> Iterator[list[str] | None]:
+    """The header of a CSV report (checked: ``ReportFormatError``), then each
+    row's cells as the file has them, or ``None`` for a damaged row. The
+    cheapest way through a big CSV report (no dict per row)."""
     with _open_text(path) as f:
         reader = csv.reader(f)
         try:
@@ -170,7 +175,7 @@ def _csv_lines(path: Path) -> Iterator[list[str] | None]:
 
 
 def _csv_rows(path: Path) -> Iterator[dict[str, Any] | None]:
-    lines = _csv_lines(path)
+    lines = csv_cells(path)
     header = next(lines, None)
     if header is None:
         return
@@ -186,7 +191,7 @@ def read_columns(path: Path, columns: Sequence[str]) -> Iterator[tuple[Any, ...]
         for row in read_rows(path):
             yield None if row is None else tuple(row.get(c) for c in columns)
         return
-    lines = _csv_lines(path)
+    lines = csv_cells(path)
     header = next(lines, None)
     if header is None:
         return
@@ -298,6 +303,42 @@ def coerce_row(raw: dict[str, Any], from_csv: bool) -> PageItem | None:
         "redirects": redirects or 0,
         "line": line or 0,
     }
+
+
+def cells_coercer(header: list[str]) -> Callable[[list[str]], PageItem | None]:
+    """A function from the cells of a CSV report's row (``header``: its
+    columns) to the typed row, as :func:`coerce_row` makes it; by position
+    where the columns are the report's own, without a dict per row."""
+    if tuple(header) != FIELDS:
+        return lambda cells: coerce_row(dict(zip(header, cells, strict=True)), True)
+    formula = _FORMULA_START
+
+    def text(value: str) -> str:
+        return value[1:] if value[:1] == "'" and value[1:2] in formula else value
+
+    def number(value: str) -> int | None:
+        return int(value) if value else None
+
+    def coerce(cells: list[str]) -> PageItem | None:
+        url, final_url, status, length, title, ctype, error, attempts, ms, redirects, line = cells
+        try:
+            return {
+                "url": text(url),
+                "final_url": text(final_url) or None,
+                "status": number(status),
+                "length": number(length),
+                "title": text(title),
+                "content_type": text(ctype),
+                "error": text(error),
+                "attempts": number(attempts) or 0,
+                "elapsed_ms": number(ms),
+                "redirects": number(redirects) or 0,
+                "line": number(line) or 0,
+            }
+        except ValueError:
+            return None
+
+    return coerce
 
 
 def read_report(path: Path) -> Iterator[PageItem | None]:

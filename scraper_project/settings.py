@@ -84,6 +84,12 @@ PAGES_LOG_DUPLICATES = True  # log each duplicate input line (INFO)
 PAGES_MAX_PARKED = 10_000
 # Exit code 4 when a row matches, e.g. error,4xx,5xx (pipelines/failon.py).
 PAGES_FAIL_ON: list[str] = []
+# Skip rules (skip.py): list URLs matching one of these regular expressions
+# (searched in the normalised URL) are rows "skipped: <pattern>", never
+# fetched; redirects to them are not followed. A JSON list with -s:
+# -s 'PAGES_SKIP=["/logout", "^https://staging\\."]'; the file: one per line.
+PAGES_SKIP: list[str] = []
+PAGES_SKIP_FILE = ""
 
 # -- rate limiting (token buckets, middlewares/ratelimit.py) ------------------
 SCHEDULER = "scraper_project.scheduler.DelayingScheduler"
@@ -177,6 +183,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scraper_project.middlewares.retry.BackoffRetryMiddleware": 550,
     "scraper_project.middlewares.redirect.LoopAwareRedirectMiddleware": 600,
+    # Outside the redirects (its process_response first): PAGES_SKIP only.
+    "scraper_project.middlewares.skip.SkipRedirectMiddleware": 610,
     "scraper_project.middlewares.timing.TimingMiddleware": 950,
     # No allowed_domains, no HTTP auth: not worth their per-request cost.
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,

@@ -61,9 +61,13 @@ def _help_epilog() -> str:
     # Imported here: every scrapy command imports this module.
     from scraper_project.spiders.pages import ARGUMENTS
 
+    width = max(len(name) for name in ARGUMENTS) + len("=VALUE") + 2
     arguments = "\n".join(
         textwrap.fill(
-            text, 79, initial_indent=f"  {name + '=VALUE':<15}", subsequent_indent=" " * 17
+            text,
+            79,
+            initial_indent=f"  {name + '=VALUE':<{width}}",
+            subsequent_indent=" " * (width + 2),
         )
         for name, text in ARGUMENTS.items()
     )

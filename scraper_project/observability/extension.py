@@ -136,7 +136,9 @@ class SummaryExtension(ObservabilitySettings):
         seconds = 0.0
         if isinstance(start, datetime):
             seconds = max((datetime.now(tz=start.tzinfo) - start).total_seconds(), 0.0)
-        rate = rows / seconds if seconds > 0 else 0.0
+        # Rows kept from a resumed report were not made in this run.
+        fresh = rows - int(stats.get("resume/kept", 0))
+        rate = fresh / seconds if seconds > 0 else 0.0
         lines: list[tuple[str, dict[str, Any]]] = [
             (
                 "Summary (%(reason)s): %(rows)d rows in %(seconds).1f s (%(rate).1f rows/s), "
@@ -177,6 +179,7 @@ class SummaryExtension(ObservabilitySettings):
             )
         if "dns/lookups" in stats or "dns/cache_hits" in stats:
             lines.append(_dns_line(stats))
+        lines += _workflow_lines(stats)
         if self.report_uris and not rows and reason == INPUT_ERROR_REASON:
             # report.keep_existing_reports: nothing is stored over them.
             lines.append(
@@ -238,6 +241,48 @@ def _dns_line(stats: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "lookup latency p50 %(p50)s ms, p90 %(p90)s ms, p99 %(p99)s ms, max %(max)s ms",
         fields,
     )
+
+
+def _workflow_lines(stats: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The summary lines of skip rules and of a resumed report."""
+    lines: list[tuple[str, dict[str, Any]]] = []
+    if stats.get("input/skipped") or stats.get("skip/redirects"):
+        patterns = _prefixed(stats, "input/skipped/")
+        ranked = sorted(patterns.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(
+            (
+                "Summary: %(skipped)d lines skipped by PAGES_SKIP (%(patterns)s), "
+                "%(redirects)d redirects to skipped URLs not followed",
+                {
+                    "skipped": stats.get("input/skipped", 0),
+                    "patterns": ", ".join(f"{k}: {v}" for k, v in ranked) or "none",
+                    "redirects": stats.get("skip/redirects", 0),
+                },
+            )
+        )
+    if "resume/report" in stats:
+        reasons = _prefixed(stats, "resume/recrawled/")
+        message = (
+            "Summary: resumed from %(report)s: %(kept)d rows kept, %(recrawled)d URLs crawled again"
+        )
+        args: dict[str, Any] = {
+            "report": stats["resume/report"],
+            "kept": stats.get("resume/kept", 0),
+            "recrawled": stats.get("resume/recrawled", 0),
+            "new": stats.get("resume/new", 0),
+            "damaged": stats.get("resume/damaged_rows", 0),
+            "not_in_list": stats.get("resume/not_in_list", 0),
+        }
+        if reasons:
+            message += " (%(reasons)s)"
+            args["reasons"] = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        message += ", %(new)d URLs it had no row for"
+        if args["damaged"]:
+            message += "; %(damaged)d damaged rows ignored"
+        if args["not_in_list"]:
+            message += "; %(not_in_list)d kept rows are of URLs not in the list"
+        lines.append((message, args))
+    return lines
 
 
 def write_atomically(path: Path, text: str) -> None:

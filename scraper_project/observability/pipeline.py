@@ -118,6 +118,16 @@ class ObservabilityPipeline(ObservabilitySettings):
     #: ``ReportWriter`` counts trusted rows with ``count``: same work.
     count = process_item
 
+    def process_kept_item(self, item: Any) -> Any:
+        """A row of the report a crawl resumes (``ReportWriter``): in the
+        report's bytes, but not in this run's latency or pages per second,
+        and no URL event (it did not finish now)."""
+        length = item["length"]
+        if length:
+            counts = self.counts
+            counts["report/bytes"] = counts.get("report/bytes", 0) + length
+        return item
+
     def item_scraped(self, item: Any, response: Response | Any) -> None:
         """Log the event of a row with an HTTP response (the others were
         logged by :meth:`process_item`)."""

@@ -7,7 +7,9 @@ For CI, in the spirit of lychee and linkinator::
 A comma-separated list of conditions; a row matches when it meets one of
 them and none of the excluded ones (``-`` first):
 
-- ``error``: any error (the ``error`` column is not empty);
+- ``error``: any error (the ``error`` column is not empty), except
+  ``skipped`` (a URL left out on purpose by ``PAGES_SKIP``: name
+  ``skipped`` to fail on those too);
 - an error class: ``dns_error``, ``timeout``, ... (``scrapy crawl -h``);
 - a status class: ``4xx``, ``5xx``, ... (rows with an HTTP answer);
 - a status: ``404``, ``503``, ...;
@@ -54,7 +56,7 @@ class _Condition:
     def met(self, error_class: str, status: int | None) -> bool:
         kind = self.kind
         if kind == "error":
-            return bool(error_class)
+            return bool(error_class) and error_class != "skipped"
         if kind == "class":
             return error_class == self.value
         if status is None:
@@ -64,7 +66,7 @@ class _Condition:
         return status == self.value
 
 
-def _condition(token: str) -> _Condition:
+def _condition(token: str, name: str = "PAGES_FAIL_ON") -> _Condition:
     text = token.strip().lower()
     if text == "error":
         return _Condition("error", "error")
@@ -76,7 +78,7 @@ def _condition(token: str) -> _Condition:
         return _Condition(text, "status", int(text))
     hint = did_you_mean(text, ("error", *ERROR_CLASSES, *_STATUS_CLASSES))
     raise usage_error(
-        f"PAGES_FAIL_ON: unknown condition {token!r}{hint}; expected error, an error class "
+        f"{name}: unknown condition {token!r}{hint}; expected error, an error class "
         f"(dns_error, timeout, ...), a status class (4xx) or a status (404), "
         f"optionally with - first to exclude it"
     )
@@ -95,13 +97,17 @@ class FailOn:
         """Parse ``PAGES_FAIL_ON`` (``UsageError`` naming a bad condition);
         ``None`` when it is empty."""
         tokens = get_list(settings, "PAGES_FAIL_ON")
-        if not tokens:
-            return None
-        include = tuple(_condition(t) for t in tokens if not t.startswith("-"))
-        exclude = tuple(_condition(t[1:]) for t in tokens if t.startswith("-"))
+        return cls.parse(tokens, "PAGES_FAIL_ON") if tokens else None
+
+    @classmethod
+    def parse(cls, tokens: list[str], name: str) -> FailOn:
+        """Conditions in this syntax from elsewhere (``-a retry_errors=``);
+        ``name`` is what a ``UsageError`` names."""
+        include = tuple(_condition(t, name) for t in tokens if not t.startswith("-"))
+        exclude = tuple(_condition(t[1:], name) for t in tokens if t.startswith("-"))
         if not include:
             raise usage_error(
-                f"PAGES_FAIL_ON must name at least one condition to fail on, got {','.join(tokens)!r}"
+                f"{name} must name at least one condition to match, got {','.join(tokens)!r}"
             )
         return cls(",".join(tokens), include, exclude)
 

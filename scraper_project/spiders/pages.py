@@ -7,6 +7,12 @@ Arguments (``-a NAME=VALUE``):
 - ``urls``: the list: a path, ``-`` for standard input, or an http(s) URL.
 - ``timeout``: a global deadline in seconds, the short form of
   ``-s CLOSESPIDER_TIMEOUT=N``.
+- ``resume``: an earlier report of the list: its finished rows are kept,
+  only the rest of the list is crawled (:mod:`scraper_project.resume`).
+- ``retry_errors``: with ``resume``, rows to crawl again besides the
+  ``not_attempted`` and ``cancelled`` ones (``PAGES_FAIL_ON``'s syntax).
+
+``PAGES_SKIP`` / ``PAGES_SKIP_FILE`` leave URLs out (:mod:`scraper_project.skip`).
 
 In cluster mode (``-s PAGES_REDIS_URL=redis://...``, see
 :mod:`scraper_project.cluster`) ``urls`` is optional: a worker given a list
@@ -44,14 +50,25 @@ from scraper_project.inputs import InputError, LineReader, check_source, is_remo
 from scraper_project.items import PageItem, new_item
 from scraper_project.middlewares.retry import LAST_RESPONSE_KEY, LastResponse
 from scraper_project.middlewares.timing import START_KEY
+from scraper_project.pipelines.failon import FailOn
 from scraper_project.report import ReportWriter, keep_existing_reports
+from scraper_project.resume import (
+    ResumePlan,
+    ResumeReader,
+    check_resume_file,
+    check_resumed_feed,
+    copy_aside,
+    resumed_feed,
+)
 from scraper_project.scheduler import DelayQueueMixin
+from scraper_project.skip import MAX_PATTERN_STATS, SKIP_REDIRECT_KEY, SKIPPED, SkipRules
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, page_title
 from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
@@ -76,7 +93,20 @@ ARGUMENTS: Final = {
     "urls": "the URL list: a file, - (standard input) or an http(s) URL; required, "
     "except for cluster workers that only crawl",
     "timeout": "deadline of the whole crawl in seconds (short for -s CLOSESPIDER_TIMEOUT=N)",
+    "resume": "an earlier report of this list (CSV, JSON lines): keep its finished rows, "
+    "crawl the rest (not_attempted, cancelled, lines it lacks); may be the -O file itself",
+    "retry_errors": "with resume: also crawl again the rows matching these conditions "
+    "(PAGES_FAIL_ON's syntax), e.g. timeout,connection_lost,5xx",
 }
+
+
+@dataclass(frozen=True)
+class SpiderArguments:
+    """The spider's arguments, validated."""
+
+    deadline: float | None = None
+    resume: Path | None = None
+    retry: FailOn | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,8 @@ class SpiderConfig:
     max_parked: int
     maxsize: int
     max_queued: int
+    error_max_length: int
+    skip: SkipRules | None
 
 
 def invalid_row(text: str, line: int, exc: InvalidURL, max_length: int) -> PageItem:
@@ -106,13 +138,22 @@ class PagesSpider(Spider):
 
     name = "pages"
 
-    def __init__(self, urls: str = "", timeout: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        urls: str = "",
+        timeout: str | None = None,
+        resume: str = "",
+        retry_errors: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.urls_spec = urls
         self._seen = FingerprintSet()
         self._capacity: asyncio.Future[None] | None = None
         self.stop_reason: str | None = None
         self._reading = False
+        # pattern -> (its rows' error cell, its stats key or None)
+        self._skip_errors: dict[str, tuple[str, str | None]] = {}
 
     @classmethod
     def check_arguments(
@@ -120,13 +161,16 @@ class PagesSpider(Spider):
         settings: BaseSettings,
         urls: str = "",
         timeout: str | None = None,
+        resume: str = "",
+        retry_errors: str = "",
         **others: Any,
-    ) -> float | None:
+    ) -> SpiderArguments:
         """Validate the spider arguments; raise ``UsageError``.
 
         Called by ``scrapy crawl`` before anything starts (so a mistake is a
         one-line usage error, exit code 2) and again by ``from_crawler`` for
-        crawls started from code. Returns the ``timeout`` argument as seconds.
+        crawls started from code. A list or a report to resume that cannot be
+        used is an :class:`InputUsageError` (on Scrapyd: the job's input error).
         """
         for name in others:
             if not name.startswith("_"):  # Scrapyd's own (_job, _version)
@@ -145,7 +189,27 @@ class PagesSpider(Spider):
                 deadline = math.nan
             if not deadline > 0 or math.isinf(deadline):
                 raise usage_error(f"timeout must be a positive number of seconds, got {timeout!r}")
-        return deadline
+        retry = None
+        if retry_errors:
+            if not resume:
+                raise usage_error("retry_errors needs a report to resume: -a resume=REPORT")
+            tokens = [t.strip() for t in str(retry_errors).split(",") if t.strip()]
+            retry = FailOn.parse(tokens, "retry_errors")
+        report = None
+        if resume:
+            if is_clustered(settings):
+                raise usage_error(
+                    "resume does not apply in cluster mode: the cluster resumes by itself "
+                    "(a loader restarts after its last queued line, unfinished URLs go back "
+                    "to the queue); to crawl a merged report's not_attempted rows again, "
+                    "resume it in a local crawl (without PAGES_REDIS_URL)"
+                )
+            try:
+                report = check_resume_file(resume, absolute_only="_job" in others)
+            except UsageError as exc:
+                raise InputUsageError(str(exc), print_help=False) from None
+            check_resumed_feed(report, settings)
+        return SpiderArguments(deadline, report, retry)
 
     @classmethod
     def check_settings(cls, settings: BaseSettings) -> SpiderConfig:
@@ -158,6 +222,8 @@ class PagesSpider(Spider):
             max_parked=get_int(settings, "PAGES_MAX_PARKED", minimum=1),
             maxsize=get_int(settings, "DOWNLOAD_MAXSIZE", minimum=0),
             max_queued=get_int(settings, "PAGES_CLUSTER_MAX_QUEUED", minimum=1),
+            error_max_length=get_int(settings, "PAGES_ERROR_MAX_LENGTH", minimum=0),
+            skip=SkipRules.from_settings(settings),
         )
 
     @classmethod
@@ -165,17 +231,17 @@ class PagesSpider(Spider):
         settings = crawler.settings
         input_problem = None
         try:
-            deadline = cls.check_arguments(settings, **kwargs)
+            arguments = cls.check_arguments(settings, **kwargs)
         except InputUsageError as exc:
             if "_job" not in kwargs:
                 raise
             # A Scrapyd job (it passes _job): fail the job visibly, in its log
             # and its finish reason, instead of dying before logging starts.
             input_problem = str(exc)
-            deadline = None
+            arguments = SpiderArguments()
         config = cls.check_settings(settings)
-        if deadline is not None:
-            settings.set("CLOSESPIDER_TIMEOUT", deadline, priority="spider")
+        if arguments.deadline is not None:
+            settings.set("CLOSESPIDER_TIMEOUT", arguments.deadline, priority="spider")
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.input_problem = input_problem
         spider.url_max_length = config.url_max_length
@@ -186,6 +252,10 @@ class PagesSpider(Spider):
         spider.max_parked = config.max_parked
         spider.clustered = is_clustered(settings)
         spider.max_queued = config.max_queued
+        spider.skip_rules = config.skip
+        spider.error_max_length = config.error_max_length
+        spider.resume_report = arguments.resume
+        spider.retry_rows = arguments.retry
         crawler.signals.connect(spider._on_scheduler_empty, signals.scheduler_empty, weak=False)
         logfilters.install()
         return spider
@@ -199,6 +269,10 @@ class PagesSpider(Spider):
     max_parked: int
     clustered: bool
     max_queued: int
+    skip_rules: SkipRules | None
+    error_max_length: int
+    resume_report: Path | None
+    retry_rows: FailOn | None
 
     # -- reading the list ------------------------------------------------
 
@@ -329,12 +403,16 @@ class PagesSpider(Spider):
         reader = LineReader(self.urls_spec, timeout=self.list_timeout)
         seen = self._seen
         max_length = self.url_max_length
+        skip = self.skip_rules
         if self.input_problem is not None:
             raise self._input_error(self.input_problem)
-        accounted: list[PageItem] = []  # rows written directly while stopping
+        accounted: list[PageItem] = []  # rows written directly (skipped; while stopping)
         unread: list[tuple[str, int]] = []  # (url, line) of not_attempted lines
         self._reading = True
         try:
+            plan = await self._resume() if self.resume_report is not None else None
+            kept = plan.kept if plan is not None else None
+            kept_in_list = 0
             async for batch in reader.batches():
                 if accounted or unread:
                     self._export_accounting(accounted, unread)
@@ -354,7 +432,8 @@ class PagesSpider(Spider):
                         else:
                             accounted.append(row)
                         continue
-                    if not seen.add(fingerprint(url)):
+                    fp = fingerprint(url)
+                    if not seen.add(fp):
                         inc(stats, "input/duplicates")
                         if self.log_duplicates:
                             logger.info(
@@ -363,20 +442,140 @@ class PagesSpider(Spider):
                                 extra={"line": lineno, "url": url},
                             )
                         continue
+                    if kept is not None and fp in kept:
+                        inc(stats, "input/urls")  # its row is in the report already
+                        kept_in_list += 1
+                        continue
+                    if skip is not None:
+                        pattern = skip.match(url)
+                        if pattern is not None:
+                            inc(stats, "input/urls")
+                            accounted.append(self._skipped_row(url, lineno, pattern))
+                            continue
                     if self.stop_reason is None:
                         inc(stats, "input/urls")
                         await self._wait_for_capacity()
                     if self.stop_reason is not None:
                         unread.append((url, lineno))  # counted in bulk
                         continue
+                    if plan is not None:
+                        self._count_resumed(stats, plan, fp)
                     yield self.page_request(url, lineno)
+            if plan is not None:
+                self._check_resumed_list(plan, kept_in_list)
         except InputError as exc:
             raise self._input_error(str(exc)) from None
         finally:
             self._reading = False
-        if self.stop_reason is not None:
+        if accounted or unread:
             self._export_accounting(accounted, unread)
+        if self.stop_reason is not None:
             raise CloseSpider(self.stop_reason)
+
+    def _skipped_row(self, url: str, line: int, pattern: str) -> PageItem:
+        """The row of a list URL that ``PAGES_SKIP`` leaves out (counted)."""
+        assert self.crawler.stats is not None
+        stats = live_stats(self.crawler.stats)
+        inc(stats, "input/skipped")
+        known = self._skip_errors.get(pattern)
+        if known is None:
+            # The first MAX_PATTERN_STATS patterns seen get a stat of their own.
+            key = f"input/skipped/{pattern}" if len(self._skip_errors) < MAX_PATTERN_STATS else None
+            error = format_error(SKIPPED, pattern, self.error_max_length)
+            known = self._skip_errors[pattern] = (error, key)
+        if known[1] is not None:
+            inc(stats, known[1])
+        return new_item(url, line, known[0])
+
+    def _check_resumed_list(self, plan: ResumePlan, kept_in_list: int) -> None:
+        """Count, and say, kept rows whose URL is not in the list: they stay
+        in the report, but the list is perhaps not the one of the report."""
+        assert self.crawler.stats is not None
+        missing = len(plan.kept) - kept_in_list
+        self.crawler.stats.set_value("resume/not_in_list", missing)
+        if missing:
+            logger.warning(
+                "%(count)d rows kept from %(report)s are of URLs not in the list %(list)s "
+                "(they stay in the report): is it the list that report was made from?",
+                {"count": missing, "report": str(self.resume_report), "list": self.urls_spec},
+                extra={"resume": str(self.resume_report)},
+            )
+
+    @staticmethod
+    def _count_resumed(stats: dict[str, Any], plan: ResumePlan, fp: int) -> None:
+        reason = plan.recrawl_reason(fp)
+        if reason is None:
+            inc(stats, "resume/new")  # no row in the old report: a line it never read
+        else:
+            inc(stats, "resume/recrawled")
+            inc(stats, f"resume/recrawled/{reason}")
+
+    async def _resume(self) -> ResumePlan:
+        """Stream the kept rows of the report to resume into the new report;
+        return what it says (:mod:`scraper_project.resume`)."""
+        assert self.resume_report is not None
+        assert self.crawler.stats is not None
+        stats = live_stats(self.crawler.stats)
+        report = self.resume_report
+        source, copy = report, None
+        if resumed_feed(report, self.crawler.settings) is not None:
+            # The new report overwrites it: read a copy, made before the
+            # feed opens the file (at its first row).
+            try:
+                source = copy = copy_aside(report)
+            except OSError as exc:  # a full disk, a read-only folder
+                raise InputError(
+                    f"resume: cannot copy {report} before overwriting it: {exc}"
+                ) from None
+            logger.info(
+                "Resuming %(report)s into itself: reading a copy, %(copy)s, deleted once "
+                "its rows are in the new report",
+                {"report": str(report), "copy": str(copy)},
+            )
+        stats["resume/report"] = str(report)
+        reader = ResumeReader(
+            source,
+            retry=self.retry_rows,
+            skip=self.skip_rules,
+            url_max_length=self.url_max_length,
+        )
+        writer = ReportWriter.for_crawler(self.crawler)
+        loop = asyncio.get_running_loop()
+        batches = reader.batches()
+        started = monotonic()
+        try:
+            while True:
+                # Read and parsed in a thread; written here (the pipelines
+                # and exporters belong to the reactor thread).
+                batch = await loop.run_in_executor(None, next, batches, None)
+                if batch is None:
+                    break
+                writer.write(batch, kept=True, accounted=False)
+        except UsageError as exc:  # changed since the check, or unreadable
+            raise InputError(f"resume: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"resume: cannot read {report}: {exc}") from None
+        finally:
+            batches.close()
+            if copy is not None:
+                copy.unlink(missing_ok=True)
+        for name, value in reader.counts.items():
+            stats[f"resume/{name}"] = value
+        stats.setdefault("resume/recrawled", 0)
+        stats.setdefault("resume/new", 0)
+        stats["resume/seconds"] = round(monotonic() - started, 3)  # reading the old report
+        logger.info(
+            "Resuming from %(report)s: %(kept)d rows kept, %(recrawl)d URLs to crawl again, "
+            "%(damaged)d damaged rows ignored",
+            {
+                "report": str(report),
+                "kept": reader.counts["kept"],
+                "recrawl": reader.counts["to_recrawl"],
+                "damaged": reader.counts["damaged_rows"],
+            },
+            extra={"resume": str(report)},
+        )
+        return reader.plan
 
     async def _load_into_cluster(self) -> None:
         """Queue the list in Redis, batch by batch, as the local mode reads it:
@@ -415,6 +614,7 @@ class PagesSpider(Spider):
         reader = LineReader(spec, timeout=self.list_timeout)
         reader.batch_size = max(1, min(reader.batch_size, self.max_queued))
         max_length = self.url_max_length
+        skip = self.skip_rules
         read = queued = 0  # lines read, entries queued by this load
         self._reading = True
         try:
@@ -427,11 +627,23 @@ class PagesSpider(Spider):
                     continue
                 urls: list[tuple[str, int]] = []
                 rows: list[dict[str, Any]] = []
+                skipped = 0
                 for lineno, text in batch:
                     try:
-                        urls.append((normalize_url(text, max_length), lineno))
+                        url = normalize_url(text, max_length)
                     except InvalidURL as exc:
                         rows.append(dict(invalid_row(text, lineno, exc, max_length)))
+                        continue
+                    pattern = skip.match(url) if skip is not None else None
+                    if pattern is None:
+                        urls.append((url, lineno))
+                    elif self._seen.add(fingerprint(url)):
+                        # A ready row, like an invalid line's; duplicates
+                        # dropped within this list (merge drops the others).
+                        rows.append(dict(self._skipped_row(url, lineno, pattern)))
+                        skipped += 1
+                    else:
+                        inc(stats, "input/duplicates")
                 while frontier.queued() >= self.max_queued and self.stop_reason is None:
                     frontier.touch_loader(loader, worker.ttl)
                     await asyncio.sleep(_CAPACITY_POLL)
@@ -451,8 +663,8 @@ class PagesSpider(Spider):
                     continue
                 queued += len(urls) - len(dups) + len(rows)
                 inc(stats, "input/lines", len(batch))
-                inc(stats, "input/invalid", len(rows))
-                inc(stats, "input/urls", len(urls) - len(dups))
+                inc(stats, "input/invalid", len(rows) - skipped)
+                inc(stats, "input/urls", len(urls) - len(dups) + skipped)
                 inc(stats, "input/duplicates", len(dups))
                 if self.log_duplicates:
                     for i in dups:
@@ -491,7 +703,7 @@ class PagesSpider(Spider):
     def _export_accounting(self, rows: list[PageItem], unread: list[tuple[str, int]]) -> None:
         writer = ReportWriter.for_crawler(self.crawler)
         if rows:
-            writer.write(rows, trusted=True)
+            writer.write(rows, trusted=True, accounted=self.stop_reason is not None)
         if unread:
             assert self.crawler.stats is not None
             stats = live_stats(self.crawler.stats)
@@ -511,6 +723,13 @@ class PagesSpider(Spider):
         title = ""
         if isinstance(response, HtmlResponse):
             title = page_title(response.body, content_type, self.title_max_length)
+        error = ""
+        if self.skip_rules is not None and SKIP_REDIRECT_KEY in meta:
+            # A redirect to a skipped URL, not followed (middlewares/skip.py).
+            pattern, target = meta[SKIP_REDIRECT_KEY]
+            error = format_error(
+                SKIPPED, f"{pattern} (redirect to {target})", self.error_max_length
+            )
         return {
             "url": meta["url"],
             "final_url": response.url,
@@ -518,7 +737,7 @@ class PagesSpider(Spider):
             "length": len(response.body),
             "title": title,
             "content_type": content_type.decode("latin-1") if content_type else "",
-            "error": "",
+            "error": error,
             "attempts": meta.get("retry_times", 0) + 1,
             "elapsed_ms": round((monotonic() - t0) * 1000) if t0 is not None else None,
             "redirects": len(meta.get("redirect_urls", ())),
