@@ -50,8 +50,8 @@ Meta: ``dont_ratelimit``. Requests without a callback (robots.txt, fetched
 once per host through ``engine.download()``) are not paced. Stats: ``ratelimit/delayed``,
 ``ratelimit/wait_seconds``, ``ratelimit/max_wait_seconds``; adaptive:
 ``ratelimit/adaptive/throttles`` (429/503 answers), ``.../cuts`` (rate cuts:
-one per epoch), ``.../bunched`` (throttles ignored: the request had left in
-a bunch, after a stall), ``.../hints`` (stated quotas taken), ``.../pauses``,
+one per epoch), ``.../bunched`` (throttles not counted: the request had left
+in a bunch, after a stall, below the known limit), ``.../hints`` (stated quotas taken), ``.../pauses``,
 ``ratelimit/learnt/<slot>`` (requests/second; the most throttled slots).
 """
 
@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured, UsageError
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.httpobj import urlparse_cached
 
 from scraper_project.backoff import parse_retry_after
 from scraper_project.ratelimit import (
@@ -311,8 +312,12 @@ class RateLimitMiddleware:
     # -- adaptive mode ---------------------------------------------------------
 
     def _slot_key(self, request: Request) -> str:
-        engine = self.crawler.engine
-        assert engine is not None
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # no engine: used on its own (tests)
+            engine = None
+        if engine is None:
+            return urlparse_cached(request).hostname or ""
         return engine.downloader.get_slot_key(request)
 
     def _process_adaptive(self, request: Request, spider: Any = None) -> Request | None:
@@ -445,10 +450,9 @@ class RateLimitMiddleware:
         sent = request.meta.get(SENT_KEY)
         if sent is None:
             return
-        if not sent[3]:
+        learnt = adaptive.throttle(key, sent[0], sent[1], sent[3])
+        if learnt is None and not sent[3]:
             self.stats.inc_value("ratelimit/adaptive/bunched")
-            return
-        learnt = adaptive.throttle(key, sent[0], sent[1])
         if learnt is not None:
             self.stats.inc_value("ratelimit/adaptive/cuts")
             self._changed(learnt, f"cut after a {response.status}")

@@ -69,8 +69,8 @@ class AdaptiveConfig:
     :param hold: Clean seconds at the target before creeping above it.
     :param creep: Share of the ceiling added per clean second once creeping.
     :param window: Seconds over which clean answers are counted.
-    :param near: A throttle below the target lowers a known ceiling by this
-        share at most, unless the accepted rate fell short by as much.
+    :param near: Repeated throttles below the target (and no measure of
+        what the server accepted) walk a known ceiling down by this share.
     :param isolated: A throttle below the target counts as noise (a stall
         bunched requests: the rate steps back by ``margin``, the ceiling
         stays) unless the last one did too, less than this many clean
@@ -200,16 +200,23 @@ class AdaptiveRate:
             rate = self.rate = self._curve()
         return rate
 
-    def throttle(self, now: float, epoch: int, sent_rate: float) -> bool:
+    def throttle(self, now: float, epoch: int, sent_rate: float, on_pace: bool = True) -> bool:
         """A 429/503 to a request sent at ``sent_rate`` in ``epoch``.
 
-        Returns whether the rate was cut (false: a stale answer).
+        Returns whether the rate was cut (false: a stale answer, or one to a
+        request that left in a bunch while the rate was below the ceiling).
 
         :param now: The instant, on the caller's clock.
         :param epoch: :attr:`epoch` when the request took its token.
         :param sent_rate: :attr:`rate` when the request took its token.
+        :param on_pace: False if the request left right after the one before
+            (a stall let parked requests out together): a refusal then says
+            nothing about the rate, unless it was above the known ceiling
+            (or none is known: slow start counts every refusal).
         """
         if epoch != self.epoch:
+            return False
+        if not on_pace and 0 < sent_rate <= self.ceiling:
             return False
         config = self.config
         accepted = self.accepted(now)
@@ -220,7 +227,8 @@ class AdaptiveRate:
         # The count of clean answers is a measure of the server's limit when
         # the key has been sending for a whole window since its last pause,
         # and the count is big enough for its rounding not to matter.
-        trusted = now - self.since >= config.window and accepted * config.window >= MIN_COUNT
+        counted = accepted * config.window >= MIN_COUNT
+        trusted = counted and now - self.since >= config.window
         stepped = False
         if INF in (sent_rate, self.rate):
             # Unlimited until now: whatever was accepted says little (the
@@ -242,12 +250,12 @@ class AdaptiveRate:
                     accepted = min(accepted, average) if trusted else average
                     trusted = True
             limit = sent_rate
-            shortfall = trusted and accepted < sent_rate * (1 - config.near)
-            if trusted and accepted < limit:
+            if (trusted or (previous <= 0 and counted)) and accepted < limit:
                 # The send rate overshot by what grew while the answer
                 # travelled (or, against a windowed limiter, until the window
                 # filled); what the server accepted is closer (never below
-                # half: one doubling of slow start).
+                # half: one doubling of slow start; leaving slow start, even
+                # a window cut short by a pause is better than the send rate).
                 limit = max(accepted, 0.5 * sent_rate)
             if previous <= 0:  # leaving slow start
                 self.ceiling = limit
@@ -258,19 +266,23 @@ class AdaptiveRate:
                 # by creeping); a small step back is enough.
                 self.ceiling = limit
                 rate = limit * (1 - 2 * config.margin)
-            elif not shortfall and (not self.stepped or self.tau >= config.isolated):
+            elif trusted and accepted < previous * (1 - 2 * config.margin):
+                # Refused below the target, and the server accepted clearly
+                # less than the estimate: the estimate was too high, or the
+                # limit went down. The measure instead.
+                self.ceiling = limit
+                rate = limit * (1 - 2 * config.margin)
+            elif not self.stepped or self.tau >= config.isolated:
                 # Refused below the target, the first time in a while, and
-                # the server accepted what was sent: most likely a stall of
+                # nothing shows the server took less: most likely a stall of
                 # either side bunched a few requests. A step back, the
                 # estimate kept.
                 rate = min(self.rate, sent_rate) * (1 - config.margin)
                 stepped = True
             else:
-                # Refused below the target again soon, or the server accepted
-                # less than was sent: the limit went down. Unless the
-                # accepted rate shows how far, lower the estimate by ``near``
-                # (repeated throttles walk it down).
-                self.ceiling = limit if shortfall else max(limit, previous * (1 - config.near))
+                # Refused below the target again soon: the limit went down.
+                # Walk the estimate down by ``near`` per throttle.
+                self.ceiling = max(limit, previous * (1 - config.near))
                 rate = self.ceiling * (1 - 2 * config.margin)
         self.throttles += 1
         self.hint_value = 0.0
@@ -528,12 +540,14 @@ class AdaptiveBuckets:
         if law.clean(now, 1, 1 if bound else 0) != before:
             entry.bucket.set_rate_at(now, law.rate)
 
-    def throttle(self, key: str, epoch: int, sent_rate: float) -> Learnt | None:
+    def throttle(
+        self, key: str, epoch: int, sent_rate: float, on_pace: bool = True
+    ) -> Learnt | None:
         """A 429/503 from ``key``; the learnt state if the rate was cut."""
         now = self._clock()
         entry = self._entry(key, now)
         law = entry.law
-        if not law.throttle(now, epoch, sent_rate):
+        if not law.throttle(now, epoch, sent_rate, on_pace):
             return None
         entry.bucket.set_rate_at(now, law.rate)
         return law.learnt(key)

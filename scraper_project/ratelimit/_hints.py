@@ -147,7 +147,8 @@ def _first(item: Any) -> Any:
 
 
 def read_hints(get: Callable[[str], bytes | None], now: float) -> Hints | None:
-    """Read the rate-limit fields of a response; ``None`` if there are none.
+    """Read the rate-limit fields of a response; ``None`` if they say nothing
+    (absent, malformed, or no quota in requests and something left).
 
     :param get: Returns a field's value (several lines joined by ``", "``), or
         ``None`` when absent.
@@ -173,6 +174,6 @@ def read_hints(get: Callable[[str], bytes | None], now: float) -> Hints | None:
         legacy = _legacy(limit_field, remaining_field, get(prefix + "Reset"), now)
         quota = _min(quota, legacy.quota)
         pause = _max(pause, legacy.pause)
-    if quota is None and pause is None and policy is None and current is None:
+    if quota is None and pause is None:
         return None
     return Hints(quota, pause)

@@ -206,11 +206,14 @@ class RedisAdaptiveBuckets:
         shared.clean += 1
         shared.bound += bound
 
-    def throttle(self, key: str, epoch: int, sent_rate: float) -> Learnt | None:
+    def throttle(
+        self, key: str, epoch: int, sent_rate: float, on_pace: bool = True
+    ) -> Learnt | None:
         """A 429/503; the learnt state if this cut the shared rate."""
 
         def apply(law: AdaptiveRate, now: float) -> Learnt | None:
-            return law.learnt(key) if law.throttle(now, epoch, sent_rate) else None
+            cut = law.throttle(now, epoch, sent_rate, on_pace)
+            return law.learnt(key) if cut else None
 
         return self._update(key, apply)
 
