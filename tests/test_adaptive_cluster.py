@@ -11,30 +11,19 @@ together within 10 % of N over the last half of the run.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.crawl import write_list
-from tests.support.redisserver import redis_server
 from tests.test_adaptive_crawl import KINDS, URLS, limited_sites, problems
-from tests.test_cluster import Worker, cluster_args, rows_of
 
+# The cluster tests' fixtures: a redis-server for the module, workers
+# stopped by PID at the end of each test.
+from tests.test_cluster import Worker, cluster_args, redis_url, rows_of, workers
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
+__all__ = ["redis_url", "workers"]
 
 
 def crawl_with_two_workers(
