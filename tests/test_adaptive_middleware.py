@@ -117,7 +117,7 @@ def test_a_request_that_left_in_a_bunch_teaches_nothing() -> None:
     mw.stats.set_value("ratelimit/adaptive/cuts", None)
     request = Request("http://a.test/", callback=lambda r: None)
     _, epoch, rate = mw.adaptive.reserve("a.test")
-    request.meta[SENT_KEY] = (epoch, rate, True, False)  # left in a bunch
+    request.meta[SENT_KEY] = (epoch, rate, True, False, "a.test")  # left in a bunch
     mw.process_response(request, answer(request, 429))
     assert stat(mw, "ratelimit/adaptive/bunched") == 1
     assert stat(mw, "ratelimit/adaptive/cuts") is None
@@ -167,7 +167,7 @@ def test_the_most_throttled_domains_are_reported() -> None:
         for _ in range(times):
             request = Request(f"http://{host}/", callback=lambda r: None)
             _, epoch, rate = mw.adaptive.reserve(host)
-            request.meta[SENT_KEY] = (epoch, rate, True, True)
+            request.meta[SENT_KEY] = (epoch, rate, True, True, host)
             mw.process_response(request, answer(request, 503))
     learnt = {k: v for k, v in mw.stats.get_stats().items() if k.startswith("ratelimit/learnt/")}
     assert set(learnt) == {"ratelimit/learnt/b.test", "ratelimit/learnt/c.test"}

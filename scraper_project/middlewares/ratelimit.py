@@ -97,8 +97,8 @@ logger = logging.getLogger(__name__)
 
 RESERVED_KEY = "pages_ratelimit_reserved"
 WAIT_KEY = "pages_ratelimit_wait"
-#: Adaptive mode: (epoch, rate, waited, on pace) of the token a request was
-#: sent with.
+#: Adaptive mode: (epoch, rate, waited, on pace, slot) of the token a request
+#: was sent with.
 SENT_KEY = "pages_ratelimit_sent"
 #: Adaptive mode: the request's place in its slot's line of requests parked
 #: without a token.
@@ -116,6 +116,7 @@ LINE_WAKE = 0.5
 BUNCHED = 0.5
 _MAX_DEPARTURES = 10_000
 _THROTTLE_STATUSES = frozenset({429, 503})
+_HINT_KEYS = frozenset(name.title().encode() for name in HINT_FIELDS)
 
 Adaptive = AdaptiveBuckets | RedisAdaptiveBuckets
 
@@ -332,16 +333,14 @@ class RateLimitMiddleware:
             return None
         if getattr(self.crawler.spider, "stop_reason", None) is not None:
             return None
-        reservation, epoch, rate = adaptive.reserve(
-            key, max_wait=_horizon(rate_hint(adaptive, key))
-        )
+        reservation, epoch, rate = adaptive.reserve(key, max_wait=HORIZON, intervals=2.0)
         if not reservation.ok:
             return self._park_untokened(request, key, reservation.delay, rate)
         ticket = meta.pop(TICKET_KEY, None)
         if ticket is not None:
             self._admitted(key)
         delay = reservation.delay
-        meta[SENT_KEY] = (epoch, rate, delay > 0 or meta.get(WAITED_KEY, False), True)
+        meta[SENT_KEY] = (epoch, rate, delay > 0 or meta.get(WAITED_KEY, False), True, key)
         if self.global_bucket is not None:
             delay = max(delay, self.global_bucket.reserve().delay)
         if delay <= 0:
@@ -364,7 +363,7 @@ class RateLimitMiddleware:
             departures.clear()  # bounded: a forgotten slot only loses one check
         departures[key] = now
         if now - previous < BUNCHED / sent[1]:
-            meta[SENT_KEY] = (*sent[:3], False)
+            meta[SENT_KEY] = (*sent[:3], False, key)
 
     def _park(self, request: Request, delay: float) -> Request:
         meta = request.meta
@@ -419,18 +418,19 @@ class RateLimitMiddleware:
             return response
         adaptive = self.adaptive
         assert adaptive is not None
-        key = self._slot_key(request)
+        key = sent[4]
         if response.status in _THROTTLE_STATUSES:
             self._learn_throttle(request, response)
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), self.wall_clock())
             if retry_after is not None and 0 < retry_after <= self.max_pause:
                 self.pause(request, retry_after)
             return response
-        headers = response.headers
-        for name in HINT_FIELDS:
-            if name in headers:
-                self._learn_hints(key, response)
-                break
+        # Headers keeps its keys normalised (title case): a C-level look-up
+        # of each, not Headers.__contains__ (a Python call per name).
+        if not _HINT_KEYS.isdisjoint(dict.keys(response.headers)):
+            self._learn_hints(key, response)
+        elif sent[1] == INF:
+            return response  # unlimited: clean answers change nothing
         adaptive.clean(key, sent[2])
         if key in self.reported:
             self._refresh(key)
@@ -520,12 +520,6 @@ class RateLimitMiddleware:
         learnt = self.adaptive.learnt(key)
         if learnt is not None:
             self.stats.set_value(f"ratelimit/learnt/{key}", round(learnt.rate, 3))
-
-
-def rate_hint(adaptive: Adaptive, key: str) -> float:
-    """The rate ``key`` was last seen at (INF if unknown)."""
-    learnt = adaptive.learnt(key)
-    return INF if learnt is None else learnt.rate
 
 
 def _horizon(rate: float) -> float:

@@ -519,17 +519,27 @@ class AdaptiveBuckets:
         if victim is not None:
             del self._entries[victim]
 
-    def reserve(self, key: str, *, max_wait: float = INF) -> tuple[Reservation, int, float]:
+    def reserve(
+        self, key: str, *, max_wait: float = INF, intervals: float = 0.0
+    ) -> tuple[Reservation, int, float]:
         """Reserve a token of ``key``; return it with the epoch and the rate.
 
         :param key: The key.
         :param max_wait: The longest acceptable wait; beyond, nothing is taken
             (the reservation is not ``ok``, its ``delay`` says how long).
+        :param intervals: Or this many intervals at the key's rate, if longer.
         """
         now = self._clock()
         entry = self._entry(key, now)
         law = entry.law
-        return entry.bucket.reserve_at(now, max_wait=max_wait), law.epoch, law.rate
+        rate = law.rate
+        bucket = entry.bucket
+        if rate == INF:
+            if bucket.blocked_until <= now:  # the common case: nothing to wait for
+                return Reservation(bucket, True, 1, now, now, INF), law.epoch, rate
+        elif intervals:
+            max_wait = max(max_wait, intervals / rate)
+        return bucket.reserve_at(now, max_wait=max_wait), law.epoch, rate
 
     def clean(self, key: str, bound: bool) -> None:
         """A clean answer from ``key`` (``bound``: its request had waited)."""

@@ -194,10 +194,15 @@ class RedisAdaptiveBuckets:
 
     # -- the interface of AdaptiveBuckets --------------------------------
 
-    def reserve(self, key: str, *, max_wait: float = INF) -> tuple[Reservation, int, float]:
-        """Reserve a token of ``key`` at the shared learnt rate."""
+    def reserve(
+        self, key: str, *, max_wait: float = INF, intervals: float = 0.0
+    ) -> tuple[Reservation, int, float]:
+        """Reserve a token of ``key`` at the shared learnt rate; see
+        :meth:`AdaptiveBuckets.reserve`."""
         law = self._fresh(key)
         rate = law.rate
+        if intervals and rate != INF:
+            max_wait = max(max_wait, intervals / rate)
         return self._bucket(key, rate).reserve(max_wait=max_wait), law.epoch, rate
 
     def clean(self, key: str, bound: bool) -> None:
