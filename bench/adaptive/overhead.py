@@ -57,19 +57,16 @@ def main() -> None:
             urls = speed.write_urls(urls_file, server.base, args.pages)
             print(f"server: {server.kind} on {server.base}; {args.pages} pages", flush=True)
             names = list(VARIANTS)
+            common: dict[str, Any] = {
+                "urls_file": urls_file,
+                "urls": urls,
+                "concurrency": args.concurrency,
+                "work": tmp,
+                "timeout": args.timeout,
+            }
             for rnd in range(-args.warmup, args.rounds):
                 for name in speed.rotation(rnd, tuple(names)):
-                    run, _ = speed.run_tool(
-                        "project",
-                        rnd,
-                        server,
-                        urls_file=urls_file,
-                        urls=urls,
-                        concurrency=args.concurrency,
-                        work=tmp,
-                        timeout=args.timeout,
-                        extra=VARIANTS[name],
-                    )
+                    run, _ = speed.run_tool("project", rnd, server, extra=VARIANTS[name], **common)
                     print(
                         f"  {'warm-up' if rnd < 0 else f'round {rnd + 1}'} {name:8} "
                         f"wall {run.wall_s:6.2f}s cpu {run.cpu_s:6.2f}s "
