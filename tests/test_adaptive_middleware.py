@@ -6,6 +6,7 @@ the retry middleware's feedback, the stats and the summary line.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from scraper_project.middlewares.retry import BackoffRetryMiddleware
 from scraper_project.observability.extension import SummaryExtension
 from scraper_project.ratelimit import INF, AdaptiveBuckets
 from scraper_project.settings import RETRY_EXCEPTIONS, RETRY_HTTP_CODES
+from tests.crawl import run_cli, write_list
 from tests.test_retry_middleware import BASE_SETTINGS
 
 SETTINGS: dict[str, Any] = {
@@ -174,3 +176,14 @@ def test_the_most_throttled_domains_are_reported() -> None:
     summary = SummaryExtension(mw.crawler, mw.stats, "").summary(mw.stats.get_stats(), "finished")
     lines = [message % args for message, args in summary]
     assert any(line.startswith("Summary: learnt rates: c.test") for line in lines), lines
+
+
+def test_a_bad_setting_stops_the_cli_with_exit_code_2(tmp_path: Path) -> None:
+    urls = write_list(tmp_path / "u.txt", ["http://a.test/"])
+    result = run_cli(
+        ["crawl", "pages", "-a", f"urls={urls}", "-O", str(tmp_path / "r.csv"),
+         "-s", "RATELIMIT_ADAPTIVE_MIN=-1"],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert b"RATELIMIT_ADAPTIVE_MIN must be >= 0" in result.stderr

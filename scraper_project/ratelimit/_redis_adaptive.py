@@ -164,15 +164,12 @@ class RedisAdaptiveBuckets:
             law = AdaptiveRate(self.config, self._config_for(key)[0], now)
             if state:
                 law.load_state(json.loads(state))
+            before = law.to_state()
             if shared.clean:
                 law.clean(now, shared.clean, shared.bound)
             result = apply(law, now)
-            if (
-                version == shared.version
-                and not shared.clean
-                and law.to_state() == (shared.law.to_state())
-            ):
-                written = True  # nothing changed: no write needed
+            if law.to_state() == before:
+                written = True  # nothing to share (a refresh): no write
             else:
                 payload = json.dumps(law.to_state())
                 written = bool(self._write(keys=[law_key], args=[version, payload, self._ttl]))
