@@ -51,7 +51,8 @@ __all__ = ["AdaptiveBuckets", "AdaptiveConfig", "AdaptiveRate", "Learnt"]
 #: previous window, erred by 7 % against a fixed-window server).
 SLOTS = 10
 #: Fewest clean answers in a window for their count to be used as a measure
-#: of the server's limit (1 in 20: 5 %).
+#: of the server's limit (1 in 20: 5 %), unless they fall short of what was
+#: sent by more than two.
 MIN_COUNT = 20
 
 
@@ -224,9 +225,8 @@ class AdaptiveRate:
             # A pause (an earlier answer's Retry-After) began a moment ago:
             # what was counted before it still measures the server.
             self.since, self.epoch_clean = self.paused_from
-        # The count of clean answers is a measure of the server's limit when
-        # the key has been sending for a whole window since its last pause,
-        # and the count is big enough for its rounding not to matter.
+        # The count of one window measures the server when it is big enough
+        # for a count off by one not to matter.
         counted = accepted * config.window >= MIN_COUNT
         trusted = counted and now - self.since >= config.window
         stepped = False
@@ -245,12 +245,21 @@ class AdaptiveRate:
                 # with a pause began with a window's unused quota): the
                 # lower one.
                 span = now - self.since
-                if span >= config.window / 2 and self.epoch_clean >= MIN_COUNT:
+                if span >= config.window / 2 and _measurable(self.epoch_clean, sent_rate * span):
                     average = self.epoch_clean / span
-                    accepted = min(accepted, average) if trusted else average
+                    # Over two windows or more the average alone (the lower
+                    # of two noisy measures is biased low); over less, the
+                    # lower one.
+                    long = span >= 2 * config.window
+                    accepted = average if long or not trusted else min(accepted, average)
                     trusted = True
             limit = sent_rate
-            if (trusted or (previous <= 0 and counted)) and accepted < limit:
+            # Only a clear shortfall is a measure of the server: an average
+            # over an epoch that rose to the target and stayed there is what
+            # was sent, a little below the send rate of the refused request.
+            if (trusted or (previous <= 0 and counted)) and accepted < limit * (
+                1 - 2 * config.margin
+            ):
                 # The send rate overshot by what grew while the answer
                 # travelled (or, against a windowed limiter, until the window
                 # filled); what the server accepted is closer (never below
@@ -414,6 +423,14 @@ class AdaptiveRate:
             if tau > config.hold and self.hint_value <= 0:
                 rate += ceiling * config.creep * (tau - config.hold)
         return float(min(max(rate, config.min_rate), self.max_rate))
+
+
+def _measurable(count: float, sent: float) -> bool:
+    """Whether ``count`` clean answers, where ``sent`` requests went out,
+    measure the server: enough of them for a count off by one not to matter,
+    or a shortfall of more than two (against a 5/s limit, 5 answers for 7
+    sent say as much as 50 for 70)."""
+    return count >= MIN_COUNT or (count >= 3 and sent - count >= 2)
 
 
 class _Entry:
