@@ -101,6 +101,17 @@ RATELIMIT_GLOBAL_RATE = 0.0  # requests/second over all hosts; 0 = none
 RATELIMIT_GLOBAL_BURST = 1
 RATELIMIT_MAX_BUCKETS = 10_000
 RATELIMIT_BACKEND = "auto"  # memory, redis (shared by the cluster), auto: redis in cluster mode
+# Adaptive rates (notes/adaptive.md): each domain's rate learnt from its 429s,
+# 503s and RateLimit header fields, shared by the cluster. The rate above is
+# where a domain starts and its ceiling; unlimited domains stay unlimited
+# until their first 429/503.
+RATELIMIT_ADAPTIVE = True
+RATELIMIT_ADAPTIVE_START = 4.0  # requests/second after the first throttle of an unlimited domain
+RATELIMIT_ADAPTIVE_MIN = 0.5  # requests/second; learnt rates never go below
+RATELIMIT_ADAPTIVE_MAX = 0.0  # requests/second; 0 = no bound but the domain's own rate
+RATELIMIT_ADAPTIVE_MAX_PAUSE = 60.0  # longest pause taken from a RateLimit reset
+RATELIMIT_ADAPTIVE_LOG = False  # log each change of a learnt rate (INFO)
+RATELIMIT_ADAPTIVE_REPORT_HOSTS = 10  # domains whose learnt rate goes in the stats and summary
 
 # -- name resolution (dns.py, resolver.py) -------------------------------------
 # One resolver for both download paths: A and AAAA on the asyncio loop

@@ -188,10 +188,21 @@ async def test_crawling_a_rate_limited_server(limited_site: DemoSite, tmp_path: 
     urls = write_list(
         tmp_path / f"{tag}-x.txt", (f"{limited_site.url}/page/{i}?x{tag}" for i in range(30))
     )
-    unpaced = await crawl(urls, tmp_path, NO_ROBOTS, report=f"{tag}-unpaced.jsonl")
+    unpaced = await crawl(
+        urls, tmp_path, {**NO_ROBOTS, "RATELIMIT_ADAPTIVE": False}, report=f"{tag}-unpaced.jsonl"
+    )
     statuses = [r["status"] for r in unpaced.rows]
     assert statuses.count(429) >= 20
     assert len(statuses) == 30
+    # The default, adaptive rates: only the first requests, sent before the
+    # first 429 came back, are refused (no retries here).
+    urls = write_list(
+        tmp_path / f"{tag}-a.txt", (f"{limited_site.url}/page/{i}?a{tag}" for i in range(30))
+    )
+    adaptive = await crawl(urls, tmp_path, NO_ROBOTS, report=f"{tag}-adaptive.jsonl")
+    statuses = [r["status"] for r in adaptive.rows]
+    assert len(statuses) == 30
+    assert statuses.count(429) <= 10, statuses
 
 
 @pytest.mark.timeout(60)

@@ -49,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_serve.add_argument("--rate-burst", type=int, default=1, help="burst for --rate-limit")
     p_serve.add_argument(
+        "--rate-algorithm",
+        choices=["gcra", "window"],
+        default="gcra",
+        help="token bucket (gcra: --rate-burst at once) or requests per fixed 1 s window",
+    )
+    p_serve.add_argument(
+        "--no-rate-headers",
+        dest="rate_headers",
+        action="store_false",
+        help="bare 429s: no RateLimit/RateLimit-Policy fields on responses",
+    )
+    p_serve.add_argument(
         "--latency",
         type=float,
         default=0.0,
@@ -140,8 +152,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     layers: list[Callable[[ASGIApp], ASGIApp]] = []
     if args.rate_limit > 0:
         rate, burst = args.rate_limit, args.rate_burst
+        algorithm, headers = args.rate_algorithm, args.rate_headers
         layers.append(
-            lambda inner: RateLimitMiddleware(inner, rate, burst, exempt_paths={"/robots.txt"})
+            lambda inner: RateLimitMiddleware(
+                inner,
+                rate,
+                burst,
+                exempt_paths={"/robots.txt"},
+                algorithm=algorithm,
+                headers=headers,
+            )
         )
     if args.latency > 0:
         delay = args.latency

@@ -12,7 +12,8 @@ Replaces Scrapy's ``RetryMiddleware`` (which retries at once and ignores
   gives up at once and its row reports the status (a server asking for a day
   must not stall the run).
 - A 429 or 503 with ``Retry-After`` pauses the whole domain (its rate-limit
-  bucket), not just that URL.
+  bucket), not just that URL; a retried 429/503 also cuts the domain's
+  learnt rate (``RATELIMIT_ADAPTIVE``).
 - The retry is parked in the
   :class:`~scraper_project.scheduler.DelayingScheduler`: it holds no
   concurrency slot and blocks nothing; other URLs keep flowing.
@@ -182,10 +183,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
         new = self._retry_with_delay(request, reason, budget, retry_after)
         if new is None:
             return response
-        if retry_after is not None and response.status in _PAUSING_STATUSES:
+        if response.status in _PAUSING_STATUSES:
             limiter = self._find_ratelimit()
             if limiter is not None:
-                limiter.pause(request, retry_after)
+                # The answer stops here: the limiter learns from it (adaptive
+                # rate) and pauses the domain for its Retry-After.
+                limiter.throttled(request, response, retry_after)
         new.meta[LAST_RESPONSE_KEY] = self._last_response(response)
         return new
 

@@ -2,7 +2,8 @@
 
 :class:`SummaryExtension` logs, at INFO, when the spider closes: rows and
 throughput, counts by status class and by error class, latency percentiles
-(from :class:`~scraper_project.observability.pipeline.ObservabilityPipeline`)
+(from :class:`~scraper_project.observability.pipeline.ObservabilityPipeline`),
+the rates learnt for the most throttled domains (``ratelimit/learnt/*``)
 and where the report was written (the ``FEEDS`` URIs, passwords hidden).
 Each line also carries its numbers as structured fields.
 
@@ -94,7 +95,7 @@ class _PathParams(dict[str, Any]):
             raise KeyError(key) from None
 
 
-def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, int]:
+def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
@@ -177,6 +178,11 @@ class SummaryExtension(ObservabilitySettings):
                     },
                 )
             )
+        learnt = _prefixed(stats, "ratelimit/learnt/")
+        if learnt:
+            ranked = sorted(learnt.items(), key=lambda kv: (kv[1], kv[0]))
+            text = ", ".join(f"{k} {v:g}/s" for k, v in ranked)
+            lines.append(("Summary: learnt rates: %(learnt)s", {"learnt": text}))
         if "dns/lookups" in stats or "dns/cache_hits" in stats:
             lines.append(_dns_line(stats))
         lines += _workflow_lines(stats)

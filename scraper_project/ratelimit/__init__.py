@@ -41,20 +41,42 @@ script per call; pass a ``redis.Redis`` client)::
     per_domain = RedisBucketRegistry(redis.Redis(), rate=2, burst=1)
     await per_domain.wait("example.com")  # 2/s for all workers together
 
+Adaptive rates (:class:`AdaptiveBuckets`, :class:`RedisAdaptiveBuckets`):
+each key's rate learnt from the server's answers by :class:`AdaptiveRate`
+(cut on a 429/503, grown back while clean, set from the quota a server
+states in its ``RateLimit`` fields, read by :func:`read_hints`)::
+
+    buckets = AdaptiveBuckets(INF, 1)                # unlimited until told
+    r, epoch, rate = buckets.reserve("example.com", max_wait=0.5)
+    ...                                              # send, then, by the answer:
+    buckets.throttle("example.com", epoch, rate)     # a 429 or 503
+    buckets.clean("example.com", bound=r.delay > 0)  # anything else
+
 Under Scrapy, which runs Twisted on the asyncio reactor, ``await bucket.wait()``
 works as is in ``async def`` callbacks and middleware methods.
 """
 
+from ._adaptive import AdaptiveBuckets, AdaptiveConfig, AdaptiveRate, Learnt
 from ._bucket import INF, RateLimitTimeout, Reservation, TokenBucket
+from ._hints import HINT_FIELDS, Hints, read_hints
 from ._redis import RedisBucketRegistry, RedisTokenBucket
+from ._redis_adaptive import RedisAdaptiveBuckets
 from ._registry import BucketRegistry
 
 __all__ = [
+    "HINT_FIELDS",
     "INF",
+    "AdaptiveBuckets",
+    "AdaptiveConfig",
+    "AdaptiveRate",
     "BucketRegistry",
+    "Hints",
+    "Learnt",
     "RateLimitTimeout",
+    "RedisAdaptiveBuckets",
     "RedisBucketRegistry",
     "RedisTokenBucket",
     "Reservation",
     "TokenBucket",
+    "read_hints",
 ]

@@ -49,7 +49,7 @@ __all__ = ["RedisBucketRegistry", "RedisTokenBucket"]
 # Shared prologue: the instant (ARGV[1], or Redis's clock when empty) and the
 # bucket's state. Instants travel as strings with microsecond precision
 # (Lua numbers returned by a script are truncated to integers).
-_PROLOGUE: Final = """
+_NOW: Final = """
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -57,6 +57,10 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+"""
+_PROLOGUE: Final = (
+    _NOW
+    + """
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local s = redis.call('HMGET', KEYS[1], 'tat', 'blk', 'le')
@@ -73,6 +77,7 @@ local function store(tat_new, le_new)
   redis.call('PEXPIRE', KEYS[1], math.ceil(until_idle * 1000) + 1000)
 end
 """
+)
 
 # ARGV: now, interval, burst, n, max_wait (-1: no limit).
 # Returns {ok, now, time_to_act}.

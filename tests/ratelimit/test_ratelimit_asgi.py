@@ -137,3 +137,60 @@ def test_custom_key_and_bounded_keys(run: Run, clock: FakeClock) -> None:
         scope["headers"] = [(b"x-api-key", f"k{i}".encode())]
         assert status(request(run, app, scope)) == 200
     assert len(app.buckets) == 10
+
+
+# -- RateLimit fields and the fixed window -----------------------------------
+
+
+def fields(sent: list[Message]) -> tuple[bytes, bytes]:
+    h = headers(sent)
+    return h[b"ratelimit-policy"], h[b"ratelimit"]
+
+
+def test_ratelimit_fields_on_every_response(run: Run, clock: FakeClock, inner: HelloApp) -> None:
+    app = RateLimitMiddleware(inner, rate=5, burst=1, clock=clock)
+    ok = request(run, app, http_scope())
+    refused = request(run, app, http_scope())
+    assert status(ok) == 200
+    assert status(refused) == 429
+    assert fields(ok)[0] == fields(refused)[0] == b'"default";q=5;w=1'
+    # What a 5/s bucket still takes over the next second, evenly spaced.
+    assert fields(ok)[1] == b'"default";r=5;t=1'
+    assert headers(refused)[b"retry-after"] == b"1"
+
+
+def test_policy_window_holds_a_whole_number_of_tokens(
+    run: Run, clock: FakeClock, inner: HelloApp
+) -> None:
+    for rate, policy in [(2.5, b"q=5;w=2"), (0.5, b"q=1;w=2"), (50, b"q=50;w=1")]:
+        app = RateLimitMiddleware(inner, rate=rate, burst=1, clock=clock)
+        assert policy in fields(request(run, app, http_scope()))[0]
+
+
+def test_fields_can_be_turned_off(run: Run, clock: FakeClock, inner: HelloApp) -> None:
+    app = RateLimitMiddleware(inner, rate=5, burst=1, clock=clock, headers=False)
+    assert b"ratelimit" not in headers(request(run, app, http_scope()))
+    assert b"ratelimit" not in headers(request(run, app, http_scope()))
+
+
+def test_fixed_window_counts_and_resets(run: Run, clock: FakeClock, inner: HelloApp) -> None:
+    clock.set(100.25)
+    app = RateLimitMiddleware(inner, rate=3, burst=1, clock=clock, algorithm="window")
+    answers = [request(run, app, http_scope()) for _ in range(4)]
+    assert [status(a) for a in answers] == [200, 200, 200, 429]
+    assert [fields(a)[1] for a in answers] == [
+        b'"default";r=2;t=1',
+        b'"default";r=1;t=1',
+        b'"default";r=0;t=1',
+        b'"default";r=0;t=1',
+    ]
+    assert headers(answers[3])[b"retry-after"] == b"1"
+    clock.set(101.0)  # the next window: a new quota, bursts allowed
+    assert [status(request(run, app, http_scope())) for _ in range(3)] == [200, 200, 200]
+
+
+def test_bad_algorithm_or_window() -> None:
+    with pytest.raises(ValueError, match="algorithm must be"):
+        RateLimitMiddleware(HelloApp(), 1, 1, algorithm="leaky")
+    with pytest.raises(ValueError, match="window must be"):
+        RateLimitMiddleware(HelloApp(), 1, 1, algorithm="window", window=0)
