@@ -18,7 +18,7 @@ import http.client
 import os
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import suppress
 from typing import IO, Final
 
@@ -143,7 +143,7 @@ class LineReader:
             raise InputError(f"error while reading URL list {self.spec!r}: {exc}") from exc
         return batch
 
-    async def batches(self) -> AsyncIterator[list[tuple[int, str]]]:
+    async def batches(self) -> AsyncGenerator[list[tuple[int, str]]]:
         """Yield lists of ``(line_number, text)``; the last one may be short."""
         loop = asyncio.get_running_loop()
         self._stream = await loop.run_in_executor(None, self._open)

@@ -41,6 +41,7 @@ import logging
 import weakref
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.request import getproxies
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured, UsageError
@@ -184,6 +185,13 @@ def _allowed(settings: BaseSettings) -> tuple[Network, ...]:
     return tuple(allowed)
 
 
+def _env_proxies(settings: BaseSettings) -> bool:
+    """Whether HttpProxyMiddleware sends http(s) requests through the
+    environment's proxies (``http_proxy``, ``https_proxy``)."""
+    enabled = get_bool(settings, "HTTPPROXY_ENABLED", True)
+    return enabled and bool({"http", "https"} & set(getproxies()))
+
+
 def resolver_from_settings(settings: BaseSettings) -> Resolver:
     """A :class:`~scraper_project.dns.Resolver` configured by the ``DNS_*``,
     ``DNSCACHE_*`` and ``RESOLVE_HOSTS*`` settings; ``UsageError`` naming the
@@ -248,6 +256,7 @@ class AsyncResolver:
         allowed: tuple[Network, ...] = (),
         happy_eyeballs_delay: float = 0.25,
         park_after: float = 0.05,
+        prefetch: bool = True,
     ) -> None:
         self.reactor = reactor
         self.resolver = resolver
@@ -258,6 +267,9 @@ class AsyncResolver:
         self.happy_eyeballs_delay = happy_eyeballs_delay
         #: ``DNS_PARK_AFTER`` (``middlewares.dns``): < 0 = no parking.
         self.park_after = park_after
+        #: ``DNS_PREFETCH``: the spider starts lookups of the list's next
+        #: batch of lines while it crawls this one (:meth:`prefetch`).
+        self.prefetch_enabled = prefetch
         # IP literals seen (a dict lookup the next time; a list of IPs
         # clears it now and then rather than grow).
         self._literals: dict[str, tuple[str, ...]] = {}
@@ -276,6 +288,8 @@ class AsyncResolver:
             "allowed": _allowed(settings),
             "happy_eyeballs_delay": _number(settings, "HAPPY_EYEBALLS_DELAY", minimum=0),
             "park_after": _number(settings, "DNS_PARK_AFTER", minimum=-1),
+            # Through the environment's proxies, names are the proxy's to resolve.
+            "prefetch": get_bool(settings, "DNS_PREFETCH", True) and not _env_proxies(settings),
         }
 
     @classmethod

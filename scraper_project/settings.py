@@ -136,6 +136,9 @@ HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried (RFC 830
 # slot held while a dead nameserver is waited for); -1: look up in the
 # handler only (middlewares/dns.py).
 DNS_PARK_AFTER = 0.05
+# Look ahead: the lookups of the list's next batch of lines (1,000) start while
+# this one is crawled, so dead names time out during the crawl, not after it.
+DNS_PREFETCH = True
 RESOLVE_HOSTS: dict[str, str | list[str]] = {}  # {"name": "ip" or [ips]}, like curl --resolve
 RESOLVE_HOSTS_ONLY = False  # True: unlisted names fail as dns_error, no query sent
 # SSRF guard for shared deployments: refuse loopback, private, link-local

@@ -39,6 +39,7 @@ __all__ = [
     "escape_surrogates",
     "normalize_url",
     "request_url",
+    "url_host",
 ]
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -142,6 +143,15 @@ def _check_host(host: str) -> str:
         except ValueError:
             raise InvalidURL(f"invalid IPv4 address {host!r}") from None
     return host
+
+
+def url_host(url: str) -> str:
+    """The host of a URL :func:`normalize_url` returned (IDNA-encoded, lower
+    case; an IPv6 literal keeps its brackets). A few string operations."""
+    authority = url.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    if authority.startswith("["):
+        return authority.partition("]")[0] + "]"
+    return authority.partition(":")[0]
 
 
 def normalize_url(raw: str, max_length: int = MAX_URL_LENGTH) -> str:

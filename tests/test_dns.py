@@ -245,3 +245,38 @@ def test_cli_crawl_and_summary(dns: DNSServer, web: AnyHostServer, tmp_path: Pat
     stats = json.loads(stats_file.read_text())
     assert stats["dns/queries"] == 2 * len(ZONE)
     assert f"Summary: DNS: {len(ZONE)} lookups ({2 * len(ZONE)} queries)" in log, log[-3000:]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_lookups_run_ahead_of_the_requests(
+    web: AnyHostServer, tmp_path: Path, prefetch: bool
+) -> None:
+    """DNS_PREFETCH: the names of the list's next lines are asked while the
+    lines before them are crawled, so a dead name near the end of the list
+    times out during the crawl, not after it. Here 1,500 pages on a host
+    (two batches of the list reader) then, last, a name that never answers:
+    its query leaves before the last page of the first batch is fetched
+    (without the look-ahead: when its own line's request is made)."""
+    zone = {"site.test": LIVE["fast0.test"], "silent.test": Answer(drop=True)}
+    timeout = 3.0
+    with DNSServer(zone) as server:
+        since = len(web.requests)
+        urls = [f"http://site.test:{web.port}/p{i}" for i in range(1500)]
+        urls.append(f"http://silent.test:{web.port}/last")
+        settings = _settings(
+            server, DNS_TIMEOUT=timeout, DNS_PREFETCH=prefetch, ROBOTSTXT_OBEY=False
+        )
+        result = await crawl(write_list(tmp_path / "u.txt", urls), tmp_path, settings)
+        asked = server.first_asked[("silent.test", "A")]
+    assert len(result.rows) == len(urls)
+    assert result.rows[-1]["error"].startswith("dns_error: timeout: "), result.rows[-1]
+    pages = sorted(r.time for r in web.requests[since:] if r.target.startswith("/p"))
+    assert len(pages) == 1500
+    if prefetch:
+        assert result.stats["dns/prefetched"] >= 2  # both names, before their requests
+        assert asked < pages[999]  # asked while the first batch was crawled
+    else:
+        assert "dns/prefetched" not in result.stats
+        assert asked > pages[-1] - 0.5  # asked when its line's request came

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import math
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
@@ -52,6 +53,7 @@ from scraper_project.middlewares.retry import LAST_RESPONSE_KEY, LastResponse
 from scraper_project.middlewares.timing import START_KEY
 from scraper_project.pipelines.failon import FailOn
 from scraper_project.report import ReportWriter, keep_existing_reports
+from scraper_project.resolver import AsyncResolver
 from scraper_project.resume import (
     ResumePlan,
     ResumeReader,
@@ -64,7 +66,13 @@ from scraper_project.scheduler import DelayQueueMixin
 from scraper_project.skip import MAX_PATTERN_STATS, SKIP_REDIRECT_KEY, SKIPPED, SkipRules
 from scraper_project.stats import inc, live_stats
 from scraper_project.title import clean_text, page_title
-from scraper_project.urls import InvalidURL, escape_surrogates, normalize_url, request_url
+from scraper_project.urls import (
+    InvalidURL,
+    escape_surrogates,
+    normalize_url,
+    request_url,
+    url_host,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -413,7 +421,7 @@ class PagesSpider(Spider):
             plan = await self._resume() if self.resume_report is not None else None
             kept = plan.kept if plan is not None else None
             kept_in_list = 0
-            async for batch in reader.batches():
+            async for batch, normalized in self._read_ahead(reader, kept, skip):
                 if accounted or unread:
                     self._export_accounting(accounted, unread)
                     accounted, unread = [], []
@@ -421,9 +429,15 @@ class PagesSpider(Spider):
                     # Accounting: fewer, bigger reads (each is a thread hop).
                     reader.batch_size = ACCOUNTING_BATCH_SIZE
                 inc(stats, "input/lines", len(batch))
-                for lineno, text in batch:
+                for i, (lineno, text) in enumerate(batch):
                     try:
-                        url = normalize_url(text, max_length)
+                        if normalized is None:
+                            url = normalize_url(text, max_length)
+                        else:
+                            prepared = normalized[i]
+                            if isinstance(prepared, InvalidURL):
+                                raise prepared
+                            url = prepared
                     except InvalidURL as exc:
                         inc(stats, "input/invalid")
                         row = invalid_row(text, lineno, exc, max_length)
@@ -471,6 +485,63 @@ class PagesSpider(Spider):
             self._export_accounting(accounted, unread)
         if self.stop_reason is not None:
             raise CloseSpider(self.stop_reason)
+
+    async def _read_ahead(
+        self, reader: LineReader, kept: FingerprintSet | None, skip: SkipRules | None
+    ) -> AsyncIterator[tuple[list[tuple[int, str]], list[str | InvalidURL] | None]]:
+        """The list's batches, each with its lines normalised (or ``None``:
+        normalise them yourself).
+
+        With ``DNS_PREFETCH``, the next batch is read while this one is
+        crawled, and the lookups of its hosts start as soon as it is read: by
+        the time its requests are made their names are known or on their
+        way, so a dead name's ``DNS_TIMEOUT`` passes during the crawl of the
+        lines before it, not after the last one (a tail of seconds on any
+        list with dead names near its end)."""
+        batches = reader.batches()
+        resolver = AsyncResolver.for_crawler(self.crawler)
+        if not resolver.prefetch_enabled:
+            async for batch in batches:
+                yield batch, None
+            return
+        max_length = self.url_max_length
+
+        async def next_batch() -> tuple[list[tuple[int, str]], list[str | InvalidURL]]:
+            batch = await anext(batches)
+            normalized: list[str | InvalidURL] = []
+            hosts: list[str] = []
+            for _, text in batch:
+                try:
+                    url = normalize_url(text, max_length)
+                except InvalidURL as exc:
+                    normalized.append(exc)
+                    continue
+                normalized.append(url)
+                if self.stop_reason is not None:
+                    continue
+                if kept is not None and fingerprint(url) in kept:
+                    continue  # its row is kept: never requested
+                if skip is not None and skip.match(url) is not None:
+                    continue
+                hosts.append(url_host(url))
+            resolver.prefetch(hosts)
+            return batch, normalized
+
+        pending = asyncio.ensure_future(next_batch())
+        try:
+            while True:
+                try:
+                    batch, normalized = await pending
+                except StopAsyncIteration:
+                    return
+                pending = asyncio.ensure_future(next_batch())
+                yield batch, normalized
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                    await pending
+            await batches.aclose()
 
     def _skipped_row(self, url: str, line: int, pattern: str) -> PageItem:
         """The row of a list URL that ``PAGES_SKIP`` leaves out (counted)."""

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import html
 import threading
+import time
 from dataclasses import dataclass
 
 from tests.support.loopthread import LoopThreadServer
@@ -32,11 +33,13 @@ _MAX_HEAD = 64 * 1024
 
 @dataclass(frozen=True)
 class Seen:
-    """One request: the address it arrived on, its Host header and target."""
+    """One request: the address it arrived on, its Host header and target,
+    when it arrived (``time.monotonic()``)."""
 
     local: str
     host: str
     target: str
+    time: float = 0.0
 
 
 class AnyHostServer(LoopThreadServer):
@@ -107,7 +110,7 @@ class AnyHostServer(LoopThreadServer):
                     if name.strip().lower() == "host":
                         host = value.strip()
                 with self._lock:
-                    self._requests.append(Seen(local, host, target))
+                    self._requests.append(Seen(local, host, target, time.monotonic()))
                 if target.endswith("/robots.txt"):
                     status, body = b"404 Not Found", b"not found\n"
                 else:

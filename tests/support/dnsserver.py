@@ -32,6 +32,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class DNSServer(LoopThreadServer):
         self._host = host
         self._port = port
         self.queries: Counter[tuple[str, str]] = Counter()
+        #: When (time.monotonic()) each (name, type) was first asked.
+        self.first_asked: dict[tuple[str, str], float] = {}
         #: Queries that came over TCP (also in ``queries``).
         self.tcp_queries: Counter[tuple[str, str]] = Counter()
         #: The most delayed answers ever waiting to be sent at once.
@@ -112,6 +115,7 @@ class DNSServer(LoopThreadServer):
     def reset(self) -> None:
         with self._lock:
             self.queries.clear()
+            self.first_asked.clear()
             self.tcp_queries.clear()
             self.max_pending = 0
 
@@ -173,6 +177,7 @@ class DNSServer(LoopThreadServer):
         end, name, qtype = question
         with self._lock:
             self.queries[(name, qtype)] += 1
+            self.first_asked.setdefault((name, qtype), time.monotonic())
             if tcp:
                 self.tcp_queries[(name, qtype)] += 1
             made = self._replies.get((name, qtype))
