@@ -52,6 +52,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from twisted.internet._resolver import GAIResolver  # what Scrapy's own tests use
 
     reactor.installNameResolver(GAIResolver(reactor, getaddrinfo=getaddrinfo))  # type: ignore[attr-defined]
+    _project_resolver_offline()
+
+
+def _project_resolver_offline() -> None:
+    """The project's resolver (c-ares) asks the nameservers of resolv.conf
+    itself, not getaddrinfo: give it a closed loopback port instead, so that
+    no query leaves this machine (``localhost`` comes from the hosts file;
+    any other name fails at once, the nameserver refusing)."""
+    import socket
+
+    import scraper_project.dns
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    scraper_project.dns.system_nameservers = lambda: [closed]
 
 
 class _Tally:

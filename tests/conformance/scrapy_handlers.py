@@ -11,10 +11,11 @@ them with their reasons.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from tests.utils.bases.download_handlers_http import (
+    IDNA_REJECTED_HOSTNAMES,
     TestHttpBase,
     TestHttpProxyBase,
     TestHttpsBase,
@@ -52,7 +53,20 @@ class FastMixin:
         return {"DOWNLOAD_HANDLERS": {"http": FAST, "https": FAST}}
 
 
-class TestFastHttp(FastMixin, TestHttpBase):
+class _ProjectResolverMixin:
+    default_handler_settings: ClassVar[dict[str, Any]]
+
+    @pytest.fixture
+    def resolve_to_loopback(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Scrapy's fixture patches ``socket.getaddrinfo``, which the
+        project's resolver (c-ares) does not use: the test's names go in
+        ``RESOLVE_HOSTS`` instead, as a user pins a name to an address."""
+        hosts = dict.fromkeys(IDNA_REJECTED_HOSTNAMES, "127.0.0.1")
+        settings = {**self.default_handler_settings, "RESOLVE_HOSTS": hosts}
+        monkeypatch.setattr(type(self), "default_handler_settings", settings)
+
+
+class TestFastHttp(_ProjectResolverMixin, FastMixin, TestHttpBase):
     # Logs the error Scrapy's tests look for (once per handler); the
     # connection uses DOWNLOAD_BIND_ADDRESS.
     handler_supports_bindaddress_meta = False
@@ -61,7 +75,7 @@ class TestFastHttp(FastMixin, TestHttpBase):
     handler_bad_header_handling = "fail"
 
 
-class TestFastHttps(FastMixin, TestHttpsBase):
+class TestFastHttps(_ProjectResolverMixin, FastMixin, TestHttpsBase):
     handler_supports_bindaddress_meta = False
     handler_bad_header_handling = "fail"
     # ssl's debug line, as for Scrapy's aiohttp handler.
