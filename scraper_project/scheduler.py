@@ -27,6 +27,8 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scraper_project.stats import inc, live_stats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy import Request
     from scrapy.crawler import Crawler
 
@@ -58,8 +60,13 @@ class DelayQueueMixin:
     # -- the delay queue ---------------------------------------------------
 
     stopping = False
+    _late: Callable[[list[Request]], None] | None = None
 
     def enqueue_request(self, request: Request) -> bool:
+        if self.stopping and self._late is not None:
+            # Queued now, nobody would fetch it and close() would drop it.
+            self._late([request])
+            return True
         not_before = request.meta.get(NOT_BEFORE_KEY)
         if not_before is not None and not self.stopping and not_before > monotonic():
             heapq.heappush(self._delayed, (not_before, next(self._seq), request))
@@ -94,10 +101,17 @@ class DelayQueueMixin:
     def __len__(self) -> int:
         return super().__len__() + len(self._delayed)  # type: ignore[misc,no-any-return]
 
-    def take_all(self) -> list[Request]:
+    def take_all(self, late: Callable[[list[Request]], None] | None = None) -> list[Request]:
         """The crawl is stopping: remove and return every request, parked or
-        ready (each then gets its row at once), and park no more."""
+        ready (each then gets its row at once), and park no more.
+
+        A request enqueued after this goes to ``late`` at once: a middleware's
+        answer (a request it parked or sent back) may still be on its way to
+        the engine when the crawl stops, and the engine, closing, no longer
+        pulls from the scheduler (seen under load: a few URLs of a
+        deadline-cut crawl had no row)."""
         self.stopping = True
+        self._late = late
         self._disarm()
         requests = [entry[2] for entry in sorted(self._delayed)]
         self._delayed.clear()
@@ -112,6 +126,8 @@ class DelayQueueMixin:
         return requests
 
     def close(self, reason: str) -> Any:
+        if self._late is not None and len(self):
+            self._late(self.take_all(self._late))
         self._disarm()
         return super().close(reason)  # type: ignore[misc]
 

@@ -136,47 +136,37 @@ async def test_429_retry_after_pauses_the_whole_domain(site: DemoSite, tmp_path:
     assert {r["status"] for r in result.rows} == {200}
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 @pytest_twisted.ensureDeferred
 async def test_backoff_holds_no_slot(latent_site: DemoSite, tmp_path: Path) -> None:
-    """One URL backing off for 10 s beside 1,000 healthy URLs of another
-    host: the healthy ones go as fast as without it.
+    """One URL backing off for 4 s beside 600 healthy URLs of another host:
+    while it waits, the healthy ones use every slot.
 
-    Four requests at once in all, 20 ms a page: host B's speed is set by
-    latency (at most 200/s), not by the CPU left on a shared machine. A
-    backoff that held one of the four slots would cut B to 3/4 of its speed
-    while it lasts (B needs about 6 s of the 10)."""
+    Four requests at once in all, 20 ms a page. The server counts the
+    requests in progress as each one arrives: during the backoff host B's
+    reach four at once, where a backoff holding a slot would cap them at
+    three. Counted on the server, so a stall of a shared machine cannot make
+    it pass or fail (it was a comparison of two crawls' speeds)."""
     site = latent_site
     port = site.url.rsplit(":", 1)[1]
     settings = {**NO_ROBOTS, "CONCURRENT_REQUESTS": 4, "CONCURRENT_REQUESTS_PER_DOMAIN": 4}
-
-    async def healthy_rate(with_backoff: bool) -> float:
-        tag = uuid.uuid4().hex[:8]
-        since = len(site.requests())
-        lines = [f"http://b.test:{port}/page/{i}?{tag}" for i in range(1000)]
-        if with_backoff:
-            lines.insert(0, f"http://a.test:{port}/fail/{tag}?times=1&status=503&retry_after=10")
-        urls = write_list(tmp_path / f"{tag}.txt", lines)
-        result = await crawl(urls, tmp_path, settings, report=f"{tag}.jsonl")
-        assert len(result.rows) == len(lines)
-        assert {r["status"] for r in result.rows} == {200}
-        requests = site.requests(since)
-        times = sorted(r["time"] for r in requests if r["path"].startswith("/page/"))
-        assert len(times) == 1000
-        if with_backoff:
-            # The retry really waited (B takes ~6 s, mostly inside the wait).
-            fails = sorted(r["time"] for r in requests if r["path"].startswith("/fail/"))
-            assert len(fails) == 2
-            assert fails[1] - fails[0] >= 9.9
-        return (len(times) - 1) / (times[-1] - times[0])
-
-    # Rounds alternated, the best of each; a third round only if the first
-    # two disagree (a stall on a shared machine can spoil one run).
-    alone: list[float] = []
-    together: list[float] = []
-    for _ in range(3):
-        alone.append(await healthy_rate(False))
-        together.append(await healthy_rate(True))
-        if len(alone) >= 2 and max(together) >= 0.9 * max(alone):
-            break
-    assert max(together) >= 0.9 * max(alone), (alone, together)
+    tag = uuid.uuid4().hex[:8]
+    since = len(site.requests())
+    lines = [f"http://a.test:{port}/fail/{tag}?times=1&status=503&retry_after=4"]
+    lines += [f"http://b.test:{port}/page/{i}?{tag}" for i in range(600)]
+    urls = write_list(tmp_path / "urls.txt", lines)
+    result = await crawl(urls, tmp_path, settings, report="report.jsonl")
+    assert len(result.rows) == len(lines)
+    # Seen once in a full-suite run: a row of status None. Name it.
+    assert {r["status"] for r in result.rows} == {200}, [
+        r for r in result.rows if r["status"] != 200
+    ]
+    requests = site.requests(since)
+    fails = sorted(r["time"] for r in requests if r["path"].startswith("/fail/"))
+    assert len(fails) == 2
+    assert fails[1] - fails[0] >= 3.9  # the retry really waited
+    during = [
+        r for r in requests if r["path"].startswith("/page/") and fails[0] < r["time"] < fails[1]
+    ]
+    assert len(during) >= 50, len(during)  # B was crawled while the retry waited
+    assert max(r["in_flight"] for r in during) == 4

@@ -373,6 +373,9 @@ class RequestRecord:
     client: str | None
     client_port: int | None
     status: int | None = None
+    #: Requests in progress when this one arrived, itself included: the
+    #: concurrency a client really reached, measured on the server's side.
+    in_flight: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         # Hand-written: dataclasses.asdict deep-copies and is ~10x slower.
@@ -387,6 +390,7 @@ class RequestRecord:
             "client": self.client,
             "client_port": self.client_port,
             "status": self.status,
+            "in_flight": self.in_flight,
         }
 
 
@@ -419,6 +423,7 @@ class SiteState:
     ) -> None:
         self.records: deque[RequestRecord] = deque(maxlen=max(max_records, 0))
         self.total = 0
+        self.in_flight = 0
         self.fail_counts: dict[str, int] = {}
         self._strings: dict[str, str] = {}
         self._log: IO[str] | None = (
@@ -451,12 +456,15 @@ class SiteState:
             client=self._intern(str(client[0])) if client else None,
             client_port=int(client[1]) if client else None,
         )
+        self.in_flight += 1
+        rec.in_flight = self.in_flight
         self.total += 1
         self.records.append(rec)
         return rec
 
     def finish(self, rec: RequestRecord) -> None:
         """Called when a request ends (answered or abandoned): log-file line."""
+        self.in_flight -= 1
         if self._log is not None and not self._log.closed:
             self._log.write(json.dumps(rec.as_dict(), ensure_ascii=False) + "\n")
             self._log.flush()

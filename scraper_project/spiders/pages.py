@@ -311,13 +311,17 @@ class PagesSpider(Spider):
         scheduler = self._scheduler()
         if scheduler is not None:
             if self.clustered:  # the cluster's work: back to the shared queue
-                ClusterWorker.for_crawler(self.crawler).release_requests(scheduler.take_all())
+                release = ClusterWorker.for_crawler(self.crawler).release_requests
+                release(scheduler.take_all(release))
             else:
-                self.export_rows([self.unfinished_row(r) for r in scheduler.take_all()])
+                self._export_unfinished(scheduler.take_all(self._export_unfinished))
         self._on_scheduler_empty()  # wake start() if it waits for capacity
         engine = self.crawler.engine
         if not self._reading and engine is not None:
             deferred_from_coro(engine.close_spider_async(reason=reason))
+
+    def _export_unfinished(self, requests: list[Request]) -> None:
+        self.export_rows([self.unfinished_row(r) for r in requests])
 
     def unfinished_row(self, request: Request, *, in_flight: bool = False) -> PageItem:
         """The row of a request that never got its answer because the crawl
